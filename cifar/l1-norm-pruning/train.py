@@ -1,0 +1,15 @@
+"""Train the unpruned baseline for L1-norm filter pruning (VGG-16, ResNet-56, ResNet-110).
+
+Reference recipe: 160 epochs, batch 64, SGD lr 0.1 (x0.1 at 50% and 75%), momentum 0.9, wd 1e-4.
+Example: python cifar/l1-norm-pruning/train.py --dataset cifar10 --arch vgg --depth 16 --save logs/vgg16
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+from utils.branches import train_main  # noqa: E402
+from utils.errors import run_main  # noqa: E402
+
+if __name__ == "__main__":
+    run_main(lambda argv: train_main(__doc__, argv))

@@ -1,0 +1,79 @@
+"""Building blocks shared by the zoo: channel selection and the description of prunable channels."""
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+
+class ChannelSelection(nn.Module):
+    """Pass on the channels whose entry in ``indexes`` is nonzero (network slimming's channel_selection).
+
+    ``indexes`` is a float 0/1 buffer under the reference's state_dict key (``...select.indexes``). Unlike
+    the reference (an nn.Parameter read back to the CPU on every call) it is a buffer, so DDP needs no
+    ``find_unused_parameters``, and the gather index is cached and refreshed whenever it is loaded or set.
+    """
+
+    def __init__(self, num_channels, selected=None):
+        super().__init__()
+        ind = torch.ones(num_channels)
+        if selected is not None:
+            ind.zero_()
+            ind[torch.as_tensor(list(selected), dtype=torch.long)] = 1
+        self.register_buffer("indexes", ind)
+        self.register_buffer("_index", torch.empty(0, dtype=torch.long), persistent=False)
+        self._refresh()
+
+    def _refresh(self):
+        self._index = torch.nonzero(self.indexes).flatten().to(self.indexes.device)
+        self._all = bool(self._index.numel() == self.indexes.numel())
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh()
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        self._refresh()
+        return out
+
+    def selected(self):
+        return self._index.tolist()
+
+    def set_selected(self, selected):
+        self.indexes.zero_()
+        self.indexes[torch.as_tensor(list(selected), dtype=torch.long, device=self.indexes.device)] = 1
+        self._refresh()
+
+    def forward(self, x):
+        if self._all:
+            return x
+        return x.index_select(1, self._index)
+
+
+@dataclass
+class ChannelGroup:
+    """One prunable set of channels and every tensor that carries it.
+
+    ``cfg_index`` is the entry of ``model.cfg`` that holds the group's width. Pruning the group to a subset
+    K (positions 0..width-1) slices dim 0 of every tensor of the ``out`` modules (a conv's filters, its BN's
+    four vectors), dim 1 of the ``inp`` modules' weights (the consumers), and for channel selection
+    narrows the ``select`` modules' kept set; the ``mask`` BNs feed a selection layer and stay whole.
+    """
+    cfg_index: int
+    name: str
+    out: list = field(default_factory=list)
+    inp: list = field(default_factory=list)
+    select: list = field(default_factory=list)
+    mask: list = field(default_factory=list)
+
+
+def init_conv_fan_out(model, bn_gamma):
+    """He fan-out normal convs, BN2d gamma=bn_gamma/beta=0 (the reference's CIFAR init)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, bn_gamma)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,100 @@
+"""Model registry (timm style): ``@register_model`` on a constructor, ``create_model`` by name.
+
+Every constructor takes ``depth``, ``num_classes``, ``in_channels``, ``image_size`` and ``cfg`` (per-layer
+widths; None = the architecture's default for that depth) plus architecture options. The built model
+carries ``model.spec``: everything needed to rebuild it, and nothing else, so a pruned network is just a
+spec with smaller widths.
+"""
+import copy
+from dataclasses import dataclass, field
+
+from utils.errors import UserError
+
+_REGISTRY = {}
+_ALIASES = {}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    fn: object
+    depths: tuple
+    default_depth: int
+    description: str
+
+
+def register_model(name, depths, default_depth, aliases=()):
+    def wrap(fn):
+        _REGISTRY[name] = ModelEntry(name, fn, tuple(depths), default_depth, (fn.__doc__ or "").strip())
+        for a in aliases:
+            _ALIASES[a] = name
+        return fn
+    return wrap
+
+
+def list_models():
+    return sorted(_REGISTRY)
+
+
+def resolve_arch(arch):
+    name = _ALIASES.get(arch, arch)
+    if name not in _REGISTRY:
+        raise UserError(f"--arch {arch!r} is not a known model (known: {', '.join(list_models())})")
+    return name
+
+
+def model_entry(arch):
+    return _REGISTRY[resolve_arch(arch)]
+
+
+def default_cfg(arch, depth):
+    return create_model(arch, depth=depth).cfg
+
+
+@dataclass
+class ModelSpec:
+    arch: str
+    depth: int
+    num_classes: int = 10
+    in_channels: int = 3
+    image_size: int = 32
+    cfg: list = None
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return {"arch": self.arch, "depth": self.depth, "num_classes": self.num_classes,
+                "in_channels": self.in_channels, "image_size": self.image_size,
+                "cfg": copy.deepcopy(self.cfg), "options": copy.deepcopy(self.options)}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(arch=d["arch"], depth=int(d["depth"]), num_classes=int(d["num_classes"]),
+                   in_channels=int(d["in_channels"]), image_size=int(d["image_size"]),
+                   cfg=copy.deepcopy(d["cfg"]), options=dict(d.get("options") or {}))
+
+
+def create_model(arch, depth=None, num_classes=10, in_channels=3, image_size=32, cfg=None, **options):
+    entry = model_entry(arch)
+    depth = entry.default_depth if depth is None else int(depth)
+    if depth not in entry.depths:
+        raise UserError(f"--depth {depth} is not available for --arch {entry.name} "
+                        f"(choose from {', '.join(map(str, entry.depths))})")
+    model = entry.fn(depth=depth, num_classes=num_classes, in_channels=in_channels,
+                     image_size=image_size, cfg=copy.deepcopy(cfg), **options)
+    model.spec = ModelSpec(entry.name, depth, num_classes, in_channels, image_size,
+                           copy.deepcopy(model.cfg), dict(options))
+    return model
+
+
+def build_from_spec(spec):
+    if isinstance(spec, dict):
+        spec = ModelSpec.from_dict(spec)
+    return create_model(spec.arch, spec.depth, spec.num_classes, spec.in_channels, spec.image_size,
+                        spec.cfg, **spec.options)
+
+
+def scale_cfg(cfg, width):
+    """Default widths times ``width`` (at least 1 channel); 'M' entries stay."""
+    if width == 1.0:
+        return list(cfg)
+    return [c if isinstance(c, str) else max(1, int(round(c * width))) for c in cfg]

@@ -1,0 +1,66 @@
+"""Shared test helpers: the repo on sys.path, CIFAR-format fixtures written in the real on-disk format,
+and a runner for the project's scripts."""
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+L1 = ROOT / "cifar" / "l1-norm-pruning"
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def write_cifar(root, name="cifar10", n_train=500, n_test=200, seed=0):
+    """A small dataset in the official python-pickle layout (checksums differ from the real files)."""
+    rng = np.random.default_rng(seed)
+    classes = 10 if name == "cifar10" else 100
+    folder = Path(root) / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    folder.mkdir(parents=True, exist_ok=True)
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+
+    def batch(n):
+        # class-dependent mean colour so that a model can learn something
+        labels = rng.integers(0, classes, n)
+        base = (labels[:, None] * 97 % 256).astype(np.int64)
+        data = np.clip(base + rng.integers(-40, 40, (n, 3072)), 0, 255).astype(np.uint8)
+        return {"data": data, label_key: labels.tolist()}
+
+    if name == "cifar10":
+        names = [f"data_batch_{i}" for i in range(1, 6)]
+        per = [n_train // 5 + (1 if i < n_train % 5 else 0) for i in range(5)]
+        for fname, n in zip(names, per):
+            with open(folder / fname, "wb") as f:
+                pickle.dump(batch(n), f)
+        with open(folder / "test_batch", "wb") as f:
+            pickle.dump(batch(n_test), f)
+        with open(folder / "batches.meta", "wb") as f:
+            pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    else:
+        with open(folder / "train", "wb") as f:
+            pickle.dump(batch(n_train), f)
+        with open(folder / "test", "wb") as f:
+            pickle.dump(batch(n_test), f)
+        with open(folder / "meta", "wb") as f:
+            pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, f)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory):
+    return write_cifar(tmp_path_factory.mktemp("cifar10"))
+
+
+def run(args, check=True, env=None, timeout=900, cwd=ROOT):
+    """Run a command (list) with the test interpreter; returns the CompletedProcess."""
+    cmd = [PYTHON] + [str(a) for a in args]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc

@@ -1,0 +1,1 @@
+"""Shared engine: data, training loop, FLOPs, checkpoints, pruning surgery, CLI helpers."""

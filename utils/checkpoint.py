@@ -1,0 +1,114 @@
+"""Checkpoints: the architecture spec next to a plain state_dict, written atomically, loaded with
+``torch.load(..., weights_only=True)``.
+
+Layout: {arch, depth, dataset, cfg, model (the full spec), state_dict, epoch, best_prec1, optimizer,
+scheduler, rng, ...}. Files written by the reference repo ({epoch, state_dict, best_prec1, optimizer[,
+cfg]}, with or without BN's num_batches_tracked, with or without a DataParallel ``module.`` prefix) load
+too, given the architecture on the command line.
+"""
+import json
+import os
+import tempfile
+
+import torch
+
+from models import ModelSpec, build_from_spec, create_model, resolve_arch
+from utils.errors import UserError
+
+
+def _atomic_write(path, write):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(obj, path):
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def save_json(obj, path):
+    _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def load_checkpoint(path, flag="--model"):
+    if not path:
+        raise UserError(f"{flag} is required")
+    if not os.path.isfile(path):
+        raise UserError(f"{flag} {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or holding pickled objects
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{flag} {path}: not a readable checkpoint ({first[:160]})") from None
+    if isinstance(ckpt, dict) and "state_dict" not in ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
+        ckpt = {"state_dict": ckpt}  # a bare state_dict
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise UserError(f"{flag} {path}: no state_dict in this file")
+    ckpt["state_dict"] = {k[7:] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
+    return ckpt
+
+
+def checkpoint_spec(ckpt):
+    return ModelSpec.from_dict(ckpt["model"]) if "model" in ckpt else None
+
+
+def model_from_checkpoint(ckpt, path, flag="--model", arch=None, depth=None, dataset_info=None,
+                          load_weights=True, **options):
+    """Build the checkpoint's network (from its spec, or for a reference file from arch/depth/cfg) and
+    load its weights. A mismatch with an explicit --arch/--depth is an error naming the file."""
+    spec = checkpoint_spec(ckpt)
+    if spec is not None:
+        if arch is not None and resolve_arch(arch) != spec.arch or depth is not None and int(depth) != spec.depth:
+            raise UserError(f"{flag} {path}: checkpoint holds {spec.arch}-{spec.depth}, "
+                            f"not {arch or spec.arch}-{depth or spec.depth} (--arch/--depth)")
+        if dataset_info is not None and (spec.num_classes, spec.in_channels) != (dataset_info.num_classes,
+                                                                                  dataset_info.in_channels):
+            raise UserError(f"{flag} {path}: checkpoint was trained on {ckpt.get('dataset')}, "
+                            f"not {dataset_info.name} (--dataset)")
+        model = build_from_spec(spec)
+    else:
+        if arch is None or depth is None:
+            raise UserError(f"{flag} {path}: a checkpoint without an architecture spec needs --arch and --depth")
+        info = dataset_info
+        model = create_model(arch, depth, num_classes=info.num_classes, in_channels=info.in_channels,
+                             image_size=info.image_size, cfg=ckpt.get("cfg"), **options)
+    if load_weights:
+        load_state(model, ckpt["state_dict"], path, flag)
+    return model
+
+
+def load_state(model, state, path, flag):
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise UserError(f"{flag} {path}: weights do not fit {model.spec.arch}-{model.spec.depth} "
+                        f"with cfg {model.spec.cfg if len(str(model.spec.cfg)) < 80 else '...'} ({detail[:200]})") from None
+
+
+def spec_fields(model, dataset):
+    """The architecture part of every checkpoint this project writes."""
+    spec = model.spec
+    return {"arch": spec.arch, "depth": spec.depth, "dataset": dataset, "cfg": list(spec.cfg),
+            "model": spec.to_dict()}
+
+
+def check_writable(directory, flag="--save"):
+    """Create ``directory`` if needed and prove it writable, before any work is done."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"{flag} {directory}: not writable ({exc.strerror or exc})") from None

@@ -1,0 +1,251 @@
+"""The training engine: one small loop with hooks, used by every method and every stage.
+
+Hooks are where methods plug in what they add to plain SGD training:
+
+=====================  ==========================================================================
+``on_train_start``     once, after the optimizer exists (e.g. build masks)
+``on_epoch_start``     before an epoch's first step
+``extra_loss``         return a term added to the loss (distillation, penalties on activations)
+``after_backward``     between backward and step: edit gradients (slimming's s*sign(gamma), masking)
+``after_step``         after the optimizer step: re-apply masks so pruned weights stay exactly zero
+``on_epoch_end``       after an epoch's training, before evaluation (SFP's soft zeroing)
+``state_dict``         extra state saved in the checkpoint, restored by ``load_state_dict``
+=====================  ==========================================================================
+"""
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.checkpoint import save_checkpoint
+from utils.dist import DistInfo, all_reduce_sum
+from utils.errors import TrainingDiverged
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, amp=False, dist_info=None):
+    """(mean loss, accuracy as a fraction) over the loader; exact over all ranks' shards under DDP."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
+    for x, y in loader:
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x)
+        totals[0] += F.cross_entropy(out.float(), y, reduction="sum").double()
+        totals[1] += (out.argmax(1) == y).sum()
+        totals[2] += y.numel()
+    if dist_info is not None:
+        all_reduce_sum(totals, dist_info)
+    model.train(was_training)
+    loss, correct, count = totals.tolist()
+    return loss / max(count, 1), correct / max(count, 1)
+
+
+class Hook:
+    def on_train_start(self, trainer):
+        pass
+
+    def on_epoch_start(self, trainer, epoch):
+        pass
+
+    def extra_loss(self, trainer, inputs, outputs, targets):
+        return None
+
+    def after_backward(self, trainer):
+        pass
+
+    def after_step(self, trainer):
+        pass
+
+    def on_epoch_end(self, trainer, epoch):
+        pass
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    milestones: list = field(default_factory=list)
+    gamma: float = 0.1
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+
+
+class Trainer:
+    CHECKPOINT = "checkpoint.pth.tar"
+    BEST = "model_best.pth.tar"
+
+    def __init__(self, model, train_loader, test_loader, config, save_dir, dist_info=None, hooks=(),
+                 ckpt_extra=None, log=print):
+        self.cfg = config
+        self.dist = dist_info or DistInfo()
+        self.device = self.dist.device
+        self.module = model.to(self.device)
+        if config.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.model = self.module
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
+        if config.compile:
+            self.model = torch.compile(self.model)
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.save_dir = save_dir
+        self.hooks = list(hooks)
+        self.ckpt_extra = dict(ckpt_extra or {})
+        self.log = log if self.dist.is_main else (lambda *a, **k: None)
+        self.optimizer = torch.optim.SGD(self.module.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay, nesterov=config.nesterov)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(config.milestones),
+                                                              gamma=config.gamma)
+        self.start_epoch, self.best_prec1, self.last_prec1 = 0, 0.0, None
+        self.elapsed = 0.0
+        self.history = []
+        self.epoch = 0
+        self._writer = None
+
+    # ------------------------------------------------------------------------------------ state
+    def state(self, epoch):
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {**self.ckpt_extra, "state_dict": self.module.state_dict(), "epoch": epoch,
+                "best_prec1": self.best_prec1, "last_prec1": self.last_prec1,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "rng": rng, "hooks": [h.state_dict() for h in self.hooks], "elapsed": self.elapsed,
+                "history": list(self.history)}
+
+    def load_state(self, ckpt):
+        self.module.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        for h, s in zip(self.hooks, ckpt.get("hooks", [])):
+            h.load_state_dict(s)
+        self.start_epoch = int(ckpt["epoch"])
+        self.best_prec1 = float(ckpt["best_prec1"])
+        self.last_prec1 = ckpt.get("last_prec1")
+        self.elapsed = float(ckpt.get("elapsed", 0.0))
+        self.history = list(ckpt.get("history", []))
+
+    # ------------------------------------------------------------------------------------ loops
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp)
+
+    def train_epoch(self, epoch):
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        for h in self.hooks:
+            h.on_epoch_start(self, epoch)
+        loss_sum = torch.zeros((), device=self.device)
+        steps = 0
+        batches = self.train_loader
+        bar = None
+        if self.cfg.progress and self.dist.is_main:
+            from tqdm import tqdm
+            bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+                       leave=False, dynamic_ncols=True)
+        for x, y in batches:
+            with self._autocast():
+                out = self.model(x)
+                loss = F.cross_entropy(out, y)
+                for h in self.hooks:
+                    extra = h.extra_loss(self, x, out, y)
+                    if extra is not None:
+                        loss = loss + extra
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for h in self.hooks:
+                h.after_backward(self)
+            self.optimizer.step()
+            for h in self.hooks:
+                h.after_step(self)
+            loss_sum += loss.detach().float()
+            steps += 1
+            if bar is not None:
+                bar.update(1)
+                if steps % 50 == 0:
+                    value = loss.item()  # a sync every 50 steps, not every step
+                    self._check_finite(value, epoch)
+                    bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4g}")
+        if bar is not None:
+            bar.close()
+        mean = all_reduce_sum(loss_sum, self.dist).item() / max(1, steps * self.dist.world_size)
+        self._check_finite(mean, epoch)
+        return mean
+
+    def _check_finite(self, value, epoch):
+        if not math.isfinite(value):
+            last = os.path.join(self.save_dir, self.CHECKPOINT)
+            kept = f"the last good checkpoint is {last} (epoch {self.start_epoch_of_last()})" \
+                if os.path.exists(last) else "no checkpoint had been written yet"
+            raise TrainingDiverged(f"loss became {value} in epoch {epoch + 1}; stopped, {kept}")
+
+    def start_epoch_of_last(self):
+        return len(self.history)
+
+    def evaluate(self, model=None):
+        return evaluate(model or self.module, self.test_loader, self.device, self.cfg.amp, self.dist)
+
+    # ------------------------------------------------------------------------------------ fit
+    def writer(self):
+        if self._writer is None and self.cfg.tensorboard and self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(os.path.join(self.save_dir, "tensorboard"))
+        return self._writer
+
+    def fit(self):
+        for h in self.hooks:
+            h.on_train_start(self)
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            self.epoch = epoch
+            t0 = time.time()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss = self.train_epoch(epoch)
+            self.scheduler.step()
+            for h in self.hooks:
+                h.on_epoch_end(self, epoch)
+            test_loss, prec1 = self.evaluate()
+            is_best = prec1 > self.best_prec1
+            self.best_prec1 = max(prec1, self.best_prec1)
+            self.last_prec1 = prec1
+            self.elapsed += time.time() - t0
+            self.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                                 "test_loss": test_loss, "prec1": prec1})
+            self.log(f"epoch {epoch + 1:>4}/{self.cfg.epochs}  lr {lr:.4g}  train loss {train_loss:.4f}  "
+                     f"test loss {test_loss:.4f}  acc {100 * prec1:.2f}%  best {100 * self.best_prec1:.2f}%  "
+                     f"({time.time() - t0:.1f}s)")
+            if self.dist.is_main:
+                w = self.writer()
+                if w is not None:
+                    w.add_scalar("train/loss", train_loss, epoch + 1)
+                    w.add_scalar("train/lr", lr, epoch + 1)
+                    w.add_scalar("test/loss", test_loss, epoch + 1)
+                    w.add_scalar("test/prec1", prec1, epoch + 1)
+                    w.flush()
+                state = self.state(epoch + 1)
+                if is_best:
+                    save_checkpoint(state, os.path.join(self.save_dir, self.BEST))
+                save_checkpoint(state, os.path.join(self.save_dir, self.CHECKPOINT))
+        if self._writer is not None:
+            self._writer.close()
+        return {"final_prec1": self.last_prec1, "best_prec1": self.best_prec1, "epochs": self.cfg.epochs,
+                "train_time_s": round(self.elapsed, 3)}

@@ -1,0 +1,90 @@
+"""Typed dataclass hyperparameters that generate the command line (open_lth style).
+
+A field's metadata may hold ``help``, ``flags`` (extra spellings, e.g. ``('-v',)``) and ``choices``.
+``bool`` fields become ``--flag/--no-flag``; ``list`` fields take several values; ``Optional`` fields
+default to None. Library code receives the dataclasses, never an argparse Namespace.
+"""
+import argparse
+import dataclasses
+import sys
+import typing
+
+
+def hp(default, help, flags=(), choices=None):
+    """A dataclass field with CLI metadata."""
+    meta = {"help": help, "flags": tuple(flags), "choices": choices}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line naming the flag."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _base_type(tp):
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])
+    return tp
+
+
+def add_arguments(parser, cls, defaults=None, title=None):
+    """Add one argument per field of dataclass ``cls``; ``defaults`` overrides per script."""
+    defaults = defaults or {}
+    group = parser.add_argument_group(title or cls.__name__)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in defaults:
+            default = defaults[f.name]
+        elif f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()
+        tp = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        names = [flag] + list(f.metadata.get("flags", ()))
+        if "_" in f.name and tp is not bool:
+            names.append("--" + f.name)  # the reference spells some flags with underscores
+        help_text = f.metadata.get("help", "")
+        kwargs = dict(dest=f.name, default=default)
+        if tp is bool:
+            group.add_argument(*names, action=argparse.BooleanOptionalAction,
+                               help=help_text + " (default: %(default)s)", **kwargs)
+            continue
+        if typing.get_origin(tp) is list:
+            (item,) = typing.get_args(tp)
+            kwargs.update(nargs="*", type=item)
+        else:
+            kwargs["type"] = tp
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(*names, help=help_text + " (default: %(default)s)", **kwargs)
+
+
+def build_parser(description, *classes, defaults=None, epilog=None):
+    parser = OneLineParser(description=description, epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    for cls in classes:
+        add_arguments(parser, cls, defaults)
+    return parser
+
+
+def from_namespace(cls, ns):
+    return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)})
+
+
+def parse(parser, classes, argv=None):
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return tuple(from_namespace(c, ns) for c in classes)
+
+
+def to_dict(*objs):
+    out = {}
+    for o in objs:
+        out.update(dataclasses.asdict(o))
+    return out

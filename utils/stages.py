@@ -1,0 +1,165 @@
+"""What every method's train / finetune / scratch script shares: typed arguments and one stage runner.
+
+A stage (baseline training, fine-tuning, scratch-E, scratch-B) is one call of ``run_stage`` with a model
+factory, the data and training arguments and the method's hooks; method scripts stay thin.
+"""
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from models import list_models
+from utils import dist as dist_utils
+from utils.checkpoint import check_writable, load_checkpoint, save_json, spec_fields
+from utils.data import DATASETS, DeviceLoader, dataset_info, load_dataset, subset
+from utils.engine import TrainConfig, Trainer
+from utils.errors import UserError
+from utils.flops import model_costs
+from utils.hparams import hp, to_dict
+
+
+@dataclass
+class EvalDataArgs:
+    dataset: str = hp("cifar10", "dataset", choices=sorted(DATASETS))
+    data: Optional[str] = hp(None, "dataset folder (default ./data, then a torchvision download; "
+                                   "Fashion-MNIST also /usr/share/datasets/fashion-mnist)")
+    test_batch_size: int = hp(256, "evaluation batch size")
+    test_subset: int = hp(0, "evaluate on the first N test images only (0 = all)")
+
+
+@dataclass
+class DataArgs(EvalDataArgs):
+    batch_size: int = hp(64, "training batch size (global: split across torchrun ranks)")
+    train_subset: int = hp(0, "train on the first N training images only (0 = all; for CPU-scale runs)")
+
+
+@dataclass
+class TrainArgs:
+    epochs: int = hp(160, "number of epochs")
+    lr: float = hp(0.1, "initial learning rate")
+    momentum: float = hp(0.9, "SGD momentum")
+    weight_decay: float = hp(1e-4, "L2 weight decay", flags=("--wd",))
+    schedule: list[float] = hp([0.5, 0.75], "multiply the LR by --gamma at these fractions of --epochs "
+                                            "(empty = constant LR)")
+    gamma: float = hp(0.1, "LR decay factor at each --schedule point")
+    seed: int = hp(1, "random seed (init, data order, augmentation)")
+    save: str = hp("./logs", "output folder")
+    resume: Optional[str] = hp(None, "continue from this checkpoint (model, optimizer, scheduler, RNG and data "
+                                     "order); 'auto' = SAVE/checkpoint.pth.tar if it exists")
+    device: str = hp("auto", "cpu, cuda, cuda:N or auto")
+    amp: bool = hp(False, "bf16 autocast (CUDA)")
+    channels_last: bool = hp(False, "channels_last memory format (CUDA)")
+    compile: bool = hp(False, "torch.compile the model (CUDA)")
+    progress: bool = hp(True, "tqdm progress bars")
+    tensorboard: bool = hp(True, "tensorboard logs in SAVE/tensorboard")
+
+
+@dataclass
+class ModelArgs:
+    arch: str = hp("vgg", "architecture", choices=list_models())
+    depth: int = hp(16, "depth")
+    width: float = hp(1.0, "scale every default layer width by this factor (small models for CPU runs)")
+    detach_shortcut: bool = hp(False, "ResNet: cut the gradient through the downsampling shortcut, as the "
+                                      "reference does (its bug B1)")
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def milestones(schedule, epochs):
+    return [int(f * epochs) for f in schedule]
+
+
+def validate_train_args(args):
+    if args.epochs < 1:
+        raise UserError(f"--epochs {args.epochs}: must be at least 1")
+    if args.lr <= 0:
+        raise UserError(f"--lr {args.lr}: must be positive")
+    if any(not 0 < f < 1 for f in args.schedule):
+        raise UserError(f"--schedule {args.schedule}: fractions must lie in (0, 1)")
+
+
+def load_data(data_args):
+    info = dataset_info(data_args.dataset)
+    train, test = load_dataset(data_args.dataset, data_args.data)
+    return info, subset(train, getattr(data_args, "train_subset", 0)), subset(test, data_args.test_subset)
+
+
+def make_loaders(info, train, test, data_args, train_args, dinfo):
+    common = dict(mean=info.mean, std=info.std, device=dinfo.device, rank=dinfo.rank,
+                  world_size=dinfo.world_size, channels_last=train_args.channels_last)
+    if data_args.batch_size % dinfo.world_size:
+        raise UserError(f"--batch-size {data_args.batch_size} is not divisible by {dinfo.world_size} ranks")
+    train_loader = DeviceLoader(train, data_args.batch_size, train=True, seed=train_args.seed, **common)
+    test_loader = DeviceLoader(test, data_args.test_batch_size, train=False, **common)
+    return train_loader, test_loader
+
+
+def _resume_path(train_args):
+    if train_args.resume == "auto":
+        path = os.path.join(train_args.save, Trainer.CHECKPOINT)
+        return path if os.path.exists(path) else None
+    return train_args.resume
+
+
+def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=None, summary_extra=None,
+              hparams=(), log=print):
+    """Train ``make_model(info)`` (built after seeding) for one stage; write checkpoints and summary.json.
+
+    Everything that can be wrong with the input is checked before anything is written.
+    """
+    validate_train_args(train_args)
+    dinfo = dist_utils.setup(train_args.device)
+    try:
+        info, train, test = load_data(data_args)
+        seed_everything(train_args.seed)
+        model = make_model(info)
+        resume = _resume_path(train_args)
+        resume_ckpt = load_checkpoint(resume, "--resume") if resume else None
+        if resume_ckpt is not None and resume_ckpt.get("model") != model.spec.to_dict():
+            raise UserError(f"--resume {resume}: checkpoint holds a different network than this run builds")
+        if resume_ckpt is None and os.path.exists(os.path.join(train_args.save, Trainer.CHECKPOINT)):
+            raise UserError(f"--save {train_args.save} already holds a run; pass --resume auto to continue it "
+                            "or choose another --save")
+        if dinfo.is_main:
+            check_writable(train_args.save)
+        dist_utils.barrier(dinfo)
+        costs = model_costs(model)
+        train_loader, test_loader = make_loaders(info, train, test, data_args, train_args, dinfo)
+        config = TrainConfig(epochs=train_args.epochs, lr=train_args.lr, momentum=train_args.momentum,
+                             weight_decay=train_args.weight_decay,
+                             milestones=milestones(train_args.schedule, train_args.epochs),
+                             gamma=train_args.gamma, amp=train_args.amp, channels_last=train_args.channels_last,
+                             compile=train_args.compile, progress=train_args.progress,
+                             tensorboard=train_args.tensorboard)
+        args_record = to_dict(data_args, train_args, *hparams)
+        extra = {**spec_fields(model, info.name), "stage": stage, "args": args_record, **(ckpt_extra or {})}
+        trainer = Trainer(model, train_loader, test_loader, config, train_args.save, dinfo, hooks, extra, log)
+        if resume_ckpt is not None:
+            trainer.load_state(resume_ckpt)
+            log(f"resumed from {resume} at epoch {trainer.start_epoch}")
+        log(f"{stage}: {model.spec.arch}-{model.spec.depth} on {info.name} ({train.labels.numel()} train / "
+            f"{test.labels.numel()} test images), {costs['params']:,} params, {costs['flops']:,} FLOPs, "
+            f"{train_args.epochs} epochs, lr {train_args.lr}, milestones {config.milestones}, "
+            f"device {dinfo.device}, {dinfo.world_size} process(es)")
+        start = time.time()
+        result = trainer.fit()
+        summary = {"stage": stage, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
+                   "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
+                   "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3),
+                   "command": " ".join(sys.argv), "args": args_record, **(summary_extra or {})}
+        if dinfo.is_main:
+            save_json(summary, os.path.join(train_args.save, "summary.json"))
+            log(f"{stage} done: final {100 * summary['final_prec1']:.2f}%, best {100 * summary['best_prec1']:.2f}%"
+                f" -> {train_args.save}")
+        return summary
+    finally:
+        dist_utils.cleanup(dinfo)
