@@ -1,0 +1,23 @@
+# `make demo` and `make test` create (or reuse) .venv, install the requirements, and run.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): requirements.txt requirements-test.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -r requirements-test.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/python cifar/l1-norm-pruning/demo.py
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/loader.py
+
+clean:
+	rm -rf demo_runs .pytest_cache

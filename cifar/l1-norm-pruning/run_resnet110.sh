@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# L1-norm filter pruning of ResNet-110 (Li et al. 2017), the whole experiment of the paper's Table 1:
+# baseline (160 epochs) -> prune (-v A|B) -> fine-tune (40 epochs, lr 0.001), scratch-E, scratch-B.
+# Example: bash cifar/l1-norm-pruning/run_resnet110.sh --dataset cifar10 -v B --save logs/resnet110 -- --device cuda
+ARCH=resnet DEPTH=110 exec bash "$(dirname "$0")/experiment.sh" "$@"
