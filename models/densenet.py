@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import ChannelGroup, ChannelSelection, init_conv_fan_out
+from .layers import ChannelGroup, ChannelSelection, check_selection, init_conv_fan_out
 from .registry import register_model
 
 
@@ -52,16 +52,19 @@ class DenseNet(nn.Module):
         for b in range(3):
             layers = []
             for _ in range(n):
+                check_selection(k, self.cfg[k], inplanes, selected[k])
                 layers.append(DenseLayer(inplanes, self.cfg[k], growth, drop_rate, selected[k]))
                 inplanes += growth
                 k += 1
             setattr(self, f"dense{b + 1}", nn.Sequential(*layers))
             if b < 2:
                 out = int(inplanes // compression)
+                check_selection(k, self.cfg[k], inplanes, selected[k])
                 setattr(self, f"trans{b + 1}", Transition(inplanes, out, self.cfg[k], selected[k]))
                 inplanes = out
                 k += 1
         self.bn = nn.BatchNorm2d(inplanes)
+        check_selection(k, self.cfg[k], inplanes, selected[k])
         self.select = ChannelSelection(inplanes, selected[k] if selected[k] is not None else range(cfg[k]))
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AvgPool2d(image_size // 4)

@@ -50,6 +50,20 @@ class ChannelSelection(nn.Module):
         return x.index_select(1, self._index)
 
 
+def check_selection(cfg_index, width, num_channels, selected=None):
+    """A selection layer can pass on 1..num_channels channels (cfg entry ``cfg_index``); a wrong cfg would
+    otherwise surface as an IndexError while building or a shape error in the first forward."""
+    from utils.errors import UserError
+    if not 1 <= width <= num_channels:
+        raise UserError(f"cfg entry {cfg_index} selects {width} channels, the layer before it has "
+                        f"{num_channels} (allowed: 1..{num_channels})")
+    if selected is not None:
+        selected = list(selected)
+        if len(selected) != width or len(set(selected)) != width or not all(0 <= i < num_channels for i in selected):
+            raise UserError(f"selected channels of cfg entry {cfg_index} must be {width} distinct indices "
+                            f"in [0, {num_channels})")
+
+
 @dataclass
 class ChannelGroup:
     """One prunable set of channels and every tensor that carries it.

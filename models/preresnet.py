@@ -6,7 +6,7 @@ BN channels are passed on; None means the first cfg[i] channels.
 """
 import torch.nn as nn
 
-from .layers import ChannelGroup, ChannelSelection, init_conv_fan_out
+from .layers import ChannelGroup, ChannelSelection, check_selection, init_conv_fan_out
 from .registry import register_model
 
 
@@ -45,10 +45,12 @@ class PreResNet(nn.Module):
             for i in range(n):
                 b = s * n + i
                 stride = 2 if (s > 0 and i == 0) else 1
+                check_selection(3 * b, self.cfg[3 * b], inplanes, selected[b])
                 blocks.append(Bottleneck(inplanes, planes, self.cfg[3 * b:3 * b + 3], stride, selected[b]))
                 inplanes = planes * 4
             setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.bn = nn.BatchNorm2d(inplanes)
+        check_selection(len(self.cfg) - 1, self.cfg[-1], inplanes, selected[-1])
         self.select = ChannelSelection(inplanes, selected[-1] if selected[-1] is not None else range(cfg[-1]))
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AvgPool2d(image_size // 4)

@@ -5,7 +5,10 @@ batched tensor ops: zero padding of 4 *before* normalisation (so padded pixels b
 torchvision's Pad/RandomCrop on PIL images), a uniform random crop back to size (one of 81 offsets), and a
 horizontal flip with p=0.5 per image; nothing at test time. Order and augmentation of epoch e come from
 a generator seeded with (seed, e), so an epoch can be replayed exactly after a resume, on CPU or CUDA.
-The last partial batch is kept (the reference's drop_last=False).
+The last partial batch is kept (the reference's drop_last=False). A training loader also keeps the padded
+set and its mirror image on the device (uint8, about 3.1x the set: 0.5 GB for CIFAR-10), which makes crop +
+flip a single gather per batch. CIFAR is read from the official python pickles by this module (files whose
+checksums differ, such as subsets and test fixtures, load with a warning); torchvision only downloads.
 """
 import gzip
 import os
@@ -59,24 +62,10 @@ class TensorDataset:
 _CIFAR_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
-def _cifar_class(name):
+def _cifar_spec(name):
+    """torchvision's description of the official files: folder, (file, md5) lists, download url."""
     from torchvision.datasets import CIFAR10, CIFAR100
-    base = CIFAR10 if name == "cifar10" else CIFAR100
-
-    class Lenient(base):
-        """torchvision's reader, accepting CIFAR-format files whose checksums differ (subsets, fixtures)."""
-
-        def _check_integrity(self):
-            if super()._check_integrity():
-                return True
-            folder = os.path.join(self.root, self.base_folder)
-            names = [f[0] for f in self.train_list + self.test_list]
-            if all(os.path.isfile(os.path.join(folder, n)) for n in names):
-                warnings.warn(f"{folder}: CIFAR-format files whose checksums differ from the official ones "
-                              "(a subset or a test fixture?); loading them anyway", stacklevel=2)
-                return True
-            return False
-    return Lenient
+    return CIFAR10 if name == "cifar10" else CIFAR100
 
 
 def _cifar_root(name, directory):
@@ -89,19 +78,53 @@ def _cifar_root(name, directory):
     return None
 
 
-def _load_cifar(name, root, download=False):
-    cls = _cifar_class(name)
+def _read_cifar_file(folder, fname, num_classes):
+    path = os.path.join(folder, fname)
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"], dtype=np.int64)
+        images = data.reshape(-1, 3, 32, 32)
+    except Exception as exc:  # a truncated/garbled pickle raises many kinds of exception
+        raise UserError(f"{folder}: corrupt CIFAR file {fname} ({type(exc).__name__}: {exc})") from None
+    if images.shape[0] != labels.shape[0] or (labels.size and not 0 <= labels.min() <= labels.max() < num_classes):
+        raise UserError(f"{folder}: corrupt CIFAR file {fname} ({images.shape[0]} images, {labels.shape[0]} labels, "
+                        f"labels must lie in [0, {num_classes}))")
+    return images, labels
+
+
+def _load_cifar(name, root):
+    """Read the official python pickles under ``root``/cifar-10-batches-py (or cifar-100-python).
+
+    Files whose checksums differ from the official ones (a subset, a test fixture) are loaded with a warning;
+    the meta file is not needed (labels are integers)."""
+    from torchvision.datasets.utils import check_integrity
+    spec = _cifar_spec(name)
+    folder = os.path.join(root, spec.base_folder)
+    files = spec.train_list + spec.test_list
+    missing = [f for f, _ in files if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise UserError(f"{folder}: incomplete {name} folder (missing {', '.join(missing)}); {_how_to_get(name)}")
+    differing = [f for f, md5 in files if not check_integrity(os.path.join(folder, f), md5)]
+    if differing:
+        warnings.warn(f"{folder}: CIFAR-format files whose checksums differ from the official ones "
+                      f"({', '.join(differing)}; a subset or a test fixture?); loading them anyway", stacklevel=3)
+    classes = DATASETS[name].num_classes
     out = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("once")
-        for train in (True, False):
-            try:
-                ds = cls(root, train=train, download=download)
-            except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
-                raise UserError(f"{root}: corrupt CIFAR files ({type(exc).__name__}: {exc})") from None
-            images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
-            out.append(TensorDataset(images, torch.tensor(ds.targets, dtype=torch.long)))
+    for file_list in (spec.train_list, spec.test_list):
+        parts = [_read_cifar_file(folder, f, classes) for f, _ in file_list]
+        images = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        out.append(TensorDataset(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)))
     return out
+
+
+def _download_cifar(name, root):
+    from torchvision.datasets.utils import download_and_extract_archive
+    spec = _cifar_spec(name)
+    download_and_extract_archive(spec.url, root, filename=spec.filename, md5=spec.tgz_md5)
+    return _load_cifar(name, root)
 
 
 # --------------------------------------------------------------------------------------- Fashion-MNIST
@@ -123,14 +146,21 @@ def _read_idx(path):
     try:
         with opener(path, "rb") as f:
             raw = f.read()
+        if len(raw) < 4:
+            raise ValueError("shorter than an IDX header")
         magic = int.from_bytes(raw[0:4], "big")
         ndim = magic & 0xFF
         if (magic >> 8) != 0x08 or ndim not in (1, 3):
             raise ValueError("not a uint8 IDX file")
+        header = 4 + 4 * ndim
+        if len(raw) < header:
+            raise ValueError("truncated IDX header")
         dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+        if len(raw) != header + int(np.prod(dims)):
+            raise ValueError(f"{len(raw) - header} data bytes for shape {dims} (truncated?)")
+        data = np.frombuffer(raw, dtype=np.uint8, offset=header)
         return torch.from_numpy(data.reshape(dims).copy())
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise UserError(f"{path}: corrupt Fashion-MNIST file ({exc})") from None
 
 
@@ -151,6 +181,10 @@ def _load_fmnist(directory):
 
 
 # -------------------------------------------------------------------------------------------- lookup
+def _describe(d):
+    return d if os.path.isabs(d) else f"{d} (= {os.path.abspath(d)})"
+
+
 def load_dataset(name, data_dir=None, download=True):
     """(train, test) TensorDatasets. Lookup: ``data_dir`` (--data), else ./data, else a torchvision
     download into ./data where the network allows, else (Fashion-MNIST) the Debian package's folder."""
@@ -160,7 +194,7 @@ def load_dataset(name, data_dir=None, download=True):
     if name == "fashionmnist" and not data_dir:
         candidates.append(FASHION_MNIST_SYSTEM_DIR)
     for d in candidates:
-        tried.append(d)
+        tried.append(_describe(d))
         if not os.path.isdir(d):
             continue
         if name == "fashionmnist":
@@ -171,15 +205,21 @@ def load_dataset(name, data_dir=None, download=True):
             if root:
                 return _load_cifar(name, root)
     if data_dir:
-        raise UserError(f"--data {data_dir}: no {name} dataset there "
+        where = "there" if os.path.isdir(data_dir) else "(no such folder)"
+        raise UserError(f"--data {_describe(data_dir)}: no {name} dataset {where} "
                         f"(expected {_expected_layout(name)}; {_how_to_get(name)})")
     if download and name != "fashionmnist":
+        existed = os.path.isdir("./data")
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(20)
         try:
-            return _load_cifar(name, "./data", download=True)
-        except Exception:  # no network, a proxy, a partial file: report the lookup below instead
-            tried.append("download into ./data (failed)")
+            return _download_cifar(name, "./data")
+        except UserError:
+            raise
+        except Exception as exc:  # no network, a proxy, a partial file: report the lookup below instead
+            tried.append(f"a download into ./data (failed: {type(exc).__name__})")
+            if not existed and os.path.isdir("./data") and not os.listdir("./data"):
+                os.rmdir("./data")  # leave no empty folder behind
         finally:
             socket.setdefaulttimeout(previous)
     raise UserError(f"{name} not found (tried {', '.join(tried)}); {_how_to_get(name)}")
@@ -209,8 +249,21 @@ def _epoch_generator(seed, epoch):
     return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
 
 
+def _rank_slice(start, stop, world_size, rank):
+    """Rank ``rank``'s contiguous part of [start, stop) split like ``torch.tensor_split``."""
+    q, r = divmod(stop - start, world_size)
+    lo = start + rank * q + min(rank, r)
+    return lo, lo + q + (1 if rank < r else 0)
+
+
 class DeviceLoader:
     """Batches from a uint8 dataset resident on ``device``; augmentation as batched tensor ops.
+
+    Training: the dataset is zero-padded once (uint8, so padded pixels become -mean/std after
+    normalisation) and kept next to its mirror image. A batch is then one gather through a strided view
+    whose axes are (flipped?, image, row offset, column offset, channel, row, column): a crop at (oy, ox)
+    of the flipped padded image at column offset 2*pad - ox is the flip of the crop at (oy, ox), so
+    crop + flip cost one indexing kernel per batch on CPU or GPU, followed by the normalisation.
 
     With ``world_size > 1`` each global batch of the seeded permutation is split across ranks, so the
     union of the ranks' batches is exactly the single-process batch. For evaluation each rank takes a
@@ -222,28 +275,40 @@ class DeviceLoader:
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.train, self.device = int(batch_size), bool(train), torch.device(device)
-        self.seed, self.pad, self.flip = seed, pad, flip
+        self.seed, self.pad, self.flip = seed, int(pad), flip
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.epoch = 0
-        n, _, h, w = self.images.shape
+        n, c, h, w = self.images.shape
         self.n, self.h, self.w = n, h, w
-        self._rows = torch.arange(h, device=device)
-        self._cols = torch.arange(w, device=device)
+        if self.mean.numel() != c or self.std.numel() != c:
+            raise ValueError(f"mean/std have {self.mean.numel()}/{self.std.numel()} entries for {c} channels")
+        self._crops = None
+        if train:
+            self._crops = self._crop_view()
         if not train and world_size > 1:
-            self._shard = torch.tensor_split(torch.arange(n, device=device), world_size)[rank]
+            self._shard = _rank_slice(0, n, world_size, rank)
+
+    def _crop_view(self):
+        p, (n, c, h, w) = self.pad, self.images.shape
+        padded = F.pad(self.images, (p, p, p, p))  # zeros on uint8: black pixels, before normalisation
+        both = torch.stack([padded, padded.flip(3)])  # 2 x N x C x (H+2p) x (W+2p), contiguous
+        s = both.stride()
+        span = 2 * p + 1
+        return both.as_strided((2, n, span, span, c, h, w), (s[0], s[1], s[3], s[4], s[2], s[3], s[4]))
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
     def __len__(self):
-        n = self._shard.numel() if (not self.train and self.world_size > 1) else self.n
+        n = (self._shard[1] - self._shard[0]) if (not self.train and self.world_size > 1) else self.n
         return -(-n // self.batch_size)
 
     def epoch_plan(self, epoch):
-        """(permutation, row offsets, column offsets, flips) for ``epoch``: a function of (seed, epoch)."""
+        """(permutation, row offsets, column offsets, flips) for ``epoch``: a function of (seed, epoch), drawn
+        on the CPU. Entry i of the offsets/flips applies to the i-th image of the epoch (``perm[i]``)."""
         g = _epoch_generator(self.seed, epoch)
         perm = torch.randperm(self.n, generator=g)
         span = 2 * self.pad + 1
@@ -254,18 +319,16 @@ class DeviceLoader:
 
     def augment(self, idx, oy, ox, flips):
         """Zero-pad, crop at the given offsets and flip the images ``idx`` (uint8 in, uint8 out)."""
-        x = self.images[idx]
-        p = self.pad
-        x = F.pad(x, (p, p, p, p))  # zeros on uint8: black pixels, before normalisation
-        rows = (oy.view(-1, 1) + self._rows.view(1, -1))  # B x H
-        cols = (ox.view(-1, 1) + self._cols.view(1, -1))  # B x W
-        cols = torch.where(flips.view(-1, 1), cols.flip(1), cols)
-        b = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1, 1)
-        c = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-        return x[b, c, rows.view(rows.shape[0], 1, -1, 1), cols.view(cols.shape[0], 1, 1, -1)]
+        if self._crops is None:
+            self._crops = self._crop_view()
+        dev = self.device
+        idx, oy, ox, flips = (t.to(dev) for t in (idx, oy, ox, flips))
+        ox = torch.where(flips, 2 * self.pad - ox, ox)
+        return self._crops[flips.long(), idx, oy, ox]
 
     def normalise(self, x_uint8):
-        x = (x_uint8.float().div_(255) - self.mean) / self.std
+        """uint8 -> float32 exactly as ToTensor() + Normalize(mean, std): x / 255, - mean, / std."""
+        x = x_uint8.float().div_(255).sub_(self.mean).div_(self.std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -273,19 +336,19 @@ class DeviceLoader:
     def batches(self, epoch=None, with_indices=False):
         epoch = self.epoch if epoch is None else epoch
         if not self.train:
-            order = self._shard if self.world_size > 1 else torch.arange(self.n, device=self.device)
-            for i in range(0, order.numel(), self.batch_size):
-                idx = order[i:i + self.batch_size]
-                out = (self.normalise(self.images[idx]), self.labels[idx])
-                yield out + (idx,) if with_indices else out
+            lo, hi = self._shard if self.world_size > 1 else (0, self.n)
+            for i in range(lo, hi, self.batch_size):
+                j = min(i + self.batch_size, hi)
+                out = (self.normalise(self.images[i:j]), self.labels[i:j])
+                yield out + (torch.arange(i, j, device=self.device),) if with_indices else out
             return
         perm, oy, ox, flips = (t.to(self.device) for t in self.epoch_plan(epoch))
+        ox = torch.where(flips, 2 * self.pad - ox, ox)  # column offset into the mirrored copy
+        flips = flips.long()
         for i in range(0, self.n, self.batch_size):
-            sel = torch.arange(i, min(i + self.batch_size, self.n), device=self.device)
-            if self.world_size > 1:
-                sel = torch.tensor_split(sel, self.world_size)[self.rank]
-            idx = perm[sel]
-            x = self.normalise(self.augment(idx, oy[sel], ox[sel], flips[sel]))
+            lo, hi = _rank_slice(i, min(i + self.batch_size, self.n), self.world_size, self.rank)
+            idx = perm[lo:hi]
+            x = self.normalise(self._crops[flips[lo:hi], idx, oy[lo:hi], ox[lo:hi]])
             out = (x, self.labels[idx])
             yield out + (idx,) if with_indices else out
 

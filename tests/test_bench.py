@@ -1,0 +1,57 @@
+"""bench/loader.py runs end to end at tiny sizes and prints its figures in the documented format
+(no timing thresholds here: those depend on the machine)."""
+import re
+
+import torch
+
+from conftest import ROOT, run
+
+BENCH = ROOT / "bench" / "loader.py"
+FIGURE = r"([0-9][0-9,]*(?:\.[0-9]+)?) img/s"
+
+
+def _figures(out):
+    lines = out.strip().splitlines()
+    ref = [line for line in lines if line.startswith("reference")]
+    cpu = [line for line in lines if line.startswith("device loader (cpu")]
+    assert len(ref) == 1 and len(cpu) == 1, out
+    values = [float(re.search(FIGURE, line[0]).group(1).replace(",", "")) for line in (ref, cpu)]
+    assert all(v > 0 for v in values), out
+    m = re.fullmatch(r"ratio: ([0-9]+\.[0-9]+)", lines[-1])
+    assert m, f"last line is not `ratio: X`: {lines[-1]!r}"
+    ratio = float(m.group(1))
+    assert ratio > 0
+    # the ratio is the quotient of the two printed figures (up to their rounding)
+    assert abs(ratio - values[1] / values[0]) <= 0.06 * ratio + 0.051, (ratio, values)
+    return lines, values, ratio
+
+
+def test_bench_synthetic_tiny():
+    proc = run([BENCH, "--images", 300, "--epochs", 1, "--workers", 1, "--min-seconds", 0])
+    lines, _, _ = _figures(proc.stdout)
+    assert lines[0].startswith("machine: ") and "torch " in lines[0] and "cores" in lines[0]
+    assert any(line.startswith("data: synthetic") and "300 training images" in line for line in lines)
+    cuda = [line for line in lines if line.startswith("device loader (cuda")]
+    assert len(cuda) == (1 if torch.cuda.is_available() else 0)
+    if cuda:
+        assert float(re.search(FIGURE, cuda[0]).group(1).replace(",", "")) > 0
+        assert lines.index(cuda[0]) < len(lines) - 1
+
+
+def test_bench_with_data_folder(cifar_dir):
+    proc = run([BENCH, "--data", cifar_dir, "--images", 200, "--workers", 0, "--min-seconds", 0, "--no-cuda",
+                "--batch-size", 32])
+    lines, _, _ = _figures(proc.stdout)
+    assert any(line.startswith(f"data: --data {cifar_dir}") and "200 training images" in line for line in lines)
+    assert not any("cuda" in line for line in lines)
+
+
+def test_bench_errors_and_help(tmp_path):
+    proc = run([BENCH, "--data", tmp_path / "none"], check=False)
+    assert proc.returncode == 2 and "error:" in proc.stderr and str(tmp_path / "none") in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run([BENCH, "--images", 0], check=False)
+    assert proc.returncode == 2 and "--images" in proc.stderr
+    helptext = run([BENCH, "--help"]).stdout
+    for flag in ("--data", "--images", "--epochs", "--workers", "--threads", "ratio"):
+        assert flag in helptext
