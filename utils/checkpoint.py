@@ -8,6 +8,7 @@ too, given the architecture on the command line.
 """
 import json
 import os
+import re
 import tempfile
 
 import torch
@@ -15,10 +16,14 @@ import torch
 from models import ModelSpec, build_from_spec, create_model, resolve_arch
 from utils.errors import UserError
 
+TEMP_SUFFIX = ".tmp"                # <name>.<random>.tmp: an atomic write in progress
+WRITE_TEST_PREFIX = ".write-test."  # check_writable's probe
+_STALE = re.compile(r"^.+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")  # mkstemp's 8 random characters
+
 
 def _atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -47,14 +52,24 @@ def load_checkpoint(path, flag="--model"):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holding pickled objects
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{flag} {path}: not a readable checkpoint ({first[:160]})") from None
+        raise UserError(f"{flag} {path}: not a readable checkpoint ({_load_error(exc)})") from None
     if isinstance(ckpt, dict) and "state_dict" not in ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
         ckpt = {"state_dict": ckpt}  # a bare state_dict
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise UserError(f"{flag} {path}: no state_dict in this file")
     ckpt["state_dict"] = {k[7:] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
     return ckpt
+
+
+def _load_error(exc):
+    """The informative part of torch.load's (long, multi-line) complaint."""
+    text = str(exc).strip()
+    unpickler = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if unpickler:  # torch's advice to pass weights_only=False is not ours to give
+        detail = "not a PyTorch checkpoint, or one holding Python objects: " + unpickler.group(1)
+    else:
+        detail = text.splitlines()[0] if text else type(exc).__name__
+    return detail.split(". ")[0].rstrip(".")[:200]
 
 
 def checkpoint_spec(ckpt):
@@ -68,8 +83,8 @@ def model_from_checkpoint(ckpt, path, flag="--model", arch=None, depth=None, dat
     spec = checkpoint_spec(ckpt)
     if spec is not None:
         if arch is not None and resolve_arch(arch) != spec.arch or depth is not None and int(depth) != spec.depth:
-            raise UserError(f"{flag} {path}: checkpoint holds {spec.arch}-{spec.depth}, "
-                            f"not {arch or spec.arch}-{depth or spec.depth} (--arch/--depth)")
+            asked = arch if depth is None else f"{arch or spec.arch}-{depth}"  # only what was asked for
+            raise UserError(f"{flag} {path}: checkpoint holds {spec.arch}-{spec.depth}, not {asked} (--arch/--depth)")
         if dataset_info is not None and (spec.num_classes, spec.in_channels) != (dataset_info.num_classes,
                                                                                   dataset_info.in_channels):
             raise UserError(f"{flag} {path}: checkpoint was trained on {ckpt.get('dataset')}, "
@@ -103,11 +118,32 @@ def spec_fields(model, dataset):
             "model": spec.to_dict()}
 
 
+def remove_stale_temporaries(directory):
+    """Delete what a process killed mid-write left behind: ``<name>.<random>.tmp`` files of
+    ``_atomic_write`` and ``.write-test.*`` probes. The finished files are never touched (os.replace is
+    atomic, so they are either the old or the new version). Call only while no other writer uses the folder."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if _STALE.match(name) or name.startswith(WRITE_TEST_PREFIX):
+            path = os.path.join(directory, name)
+            try:
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+                    removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
 def check_writable(directory, flag="--save"):
     """Create ``directory`` if needed and prove it writable, before any work is done."""
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".write-test.")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=WRITE_TEST_PREFIX)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:

@@ -48,6 +48,13 @@ def all_reduce_sum(tensor, info):
     return tensor
 
 
+def broadcast_buffers(module, info, src=0):
+    """Copy rank ``src``'s buffers (BN running statistics) to every rank."""
+    if info.enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf, src)
+
+
 def barrier(info):
     if info.enabled:
         dist.barrier()

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.checkpoint import save_checkpoint
-from utils.dist import DistInfo, all_reduce_sum
+from utils.dist import DistInfo, all_reduce_sum, broadcast_buffers
 from utils.errors import TrainingDiverged
 
 
@@ -184,7 +184,8 @@ class Trainer:
                 bar.update(1)
                 if steps % 50 == 0:
                     value = loss.item()  # a sync every 50 steps, not every step
-                    self._check_finite(value, epoch)
+                    if not self.dist.enabled:  # only rank 0 has a bar: under DDP all ranks stop together below
+                        self._check_finite(value, epoch)
                     bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4g}")
         if bar is not None:
             bar.close()
@@ -203,6 +204,10 @@ class Trainer:
         return len(self.history)
 
     def evaluate(self, model=None):
+        if self.dist.enabled and model is None:
+            # DDP syncs BN running statistics only at the start of a training forward, so after the last
+            # step every rank holds its own; evaluate (and save) rank 0's, the ones in the checkpoint.
+            broadcast_buffers(self.module, self.dist)
         return evaluate(model or self.module, self.test_loader, self.device, self.cfg.amp, self.dist)
 
     # ------------------------------------------------------------------------------------ fit

@@ -1,5 +1,7 @@
 """One-line errors for bad input, and the wrapper every script's main runs under."""
+import os
 import sys
+import warnings
 
 
 class UserError(Exception):
@@ -12,7 +14,13 @@ class TrainingDiverged(Exception):
 
 def run_main(main, argv=None):
     """Run ``main(argv)``; turn UserError/TrainingDiverged into a one-line message and a non-zero exit."""
-    prog = sys.argv[0]
+    prog = os.path.basename(sys.argv[0])  # as argparse names it in its own one-line errors
+
+    def one_line_warning(message, category, *args, **kwargs):
+        text = " ".join(str(message).split())
+        return f"{prog}: warning: {category.__name__}: {text}\n"
+
+    warnings.formatwarning = one_line_warning
     try:
         return main(argv)
     except UserError as exc:

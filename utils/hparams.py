@@ -7,6 +7,7 @@ default to None. Library code receives the dataclasses, never an argparse Namesp
 import argparse
 import dataclasses
 import sys
+import types
 import typing
 
 
@@ -27,7 +28,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _base_type(tp):
     origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _base_type(args[0])
     return tp

@@ -15,7 +15,7 @@ import torch
 
 from models import list_models
 from utils import dist as dist_utils
-from utils.checkpoint import check_writable, load_checkpoint, save_json, spec_fields
+from utils.checkpoint import check_writable, load_checkpoint, remove_stale_temporaries, save_json, spec_fields
 from utils.data import DATASETS, DeviceLoader, dataset_info, load_dataset, subset
 from utils.engine import TrainConfig, Trainer
 from utils.errors import UserError
@@ -83,11 +83,17 @@ def validate_train_args(args):
         raise UserError(f"--epochs {args.epochs}: must be at least 1")
     if args.lr <= 0:
         raise UserError(f"--lr {args.lr}: must be positive")
+    if args.momentum < 0 or args.weight_decay < 0:
+        raise UserError(f"--momentum {args.momentum} / --wd {args.weight_decay}: must not be negative")
     if any(not 0 < f < 1 for f in args.schedule):
         raise UserError(f"--schedule {args.schedule}: fractions must lie in (0, 1)")
 
 
 def load_data(data_args):
+    for flag, size in (("--batch-size", getattr(data_args, "batch_size", 1)),
+                       ("--test-batch-size", data_args.test_batch_size)):
+        if size < 1:
+            raise UserError(f"{flag} {size}: must be at least 1")
     info = dataset_info(data_args.dataset)
     train, test = load_dataset(data_args.dataset, data_args.data)
     return info, subset(train, getattr(data_args, "train_subset", 0)), subset(test, data_args.test_subset)
@@ -101,6 +107,13 @@ def make_loaders(info, train, test, data_args, train_args, dinfo):
     train_loader = DeviceLoader(train, data_args.batch_size, train=True, seed=train_args.seed, **common)
     test_loader = DeviceLoader(test, data_args.test_batch_size, train=False, **common)
     return train_loader, test_loader
+
+
+RESUME_KEYS = ("epoch", "best_prec1", "optimizer", "scheduler", "rng")  # what Trainer.load_state needs
+
+
+def _silent(*args, **kwargs):
+    pass
 
 
 def _resume_path(train_args):
@@ -118,6 +131,8 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
     """
     validate_train_args(train_args)
     dinfo = dist_utils.setup(train_args.device)
+    if not dinfo.is_main:
+        log = _silent  # one copy of every line under torchrun
     try:
         info, train, test = load_data(data_args)
         seed_everything(train_args.seed)
@@ -126,11 +141,16 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         resume_ckpt = load_checkpoint(resume, "--resume") if resume else None
         if resume_ckpt is not None and resume_ckpt.get("model") != model.spec.to_dict():
             raise UserError(f"--resume {resume}: checkpoint holds a different network than this run builds")
+        missing = [k for k in RESUME_KEYS if resume_ckpt is not None and k not in resume_ckpt]
+        if missing:
+            raise UserError(f"--resume {resume}: not a training checkpoint (no {', '.join(missing)}); "
+                            f"resume from SAVE/{Trainer.CHECKPOINT}")
         if resume_ckpt is None and os.path.exists(os.path.join(train_args.save, Trainer.CHECKPOINT)):
             raise UserError(f"--save {train_args.save} already holds a run; pass --resume auto to continue it "
                             "or choose another --save")
         if dinfo.is_main:
             check_writable(train_args.save)
+            remove_stale_temporaries(train_args.save)
         dist_utils.barrier(dinfo)
         costs = model_costs(model)
         train_loader, test_loader = make_loaders(info, train, test, data_args, train_args, dinfo)

@@ -1,0 +1,349 @@
+"""The training engine (hook order and state, LR schedule, checkpoints, model_best, summary.json, resume of a
+finished run, --save reuse) and the hparams command line of the four L1-norm scripts."""
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import L1, PYTHON, ROOT, write_cifar
+from utils.data import DeviceLoader, TensorDataset
+from utils.engine import Hook, TrainConfig, Trainer
+from utils.stages import milestones
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+NORM = dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
+def dataset(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),
+                         torch.randint(0, 10, (n,), generator=g))
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def make_trainer(save, hooks=(), n=96, batch=32, epochs=3, lr=0.1, schedule=(), **cfg):
+    torch.manual_seed(0)
+    ds = dataset(n)
+    config = TrainConfig(epochs=epochs, lr=lr, milestones=milestones(list(schedule), epochs), progress=False,
+                         tensorboard=False, **cfg)
+    return Trainer(TinyNet(), DeviceLoader(ds, batch, train=True, seed=1, **NORM),
+                   DeviceLoader(ds, 64, train=False, **NORM), config, str(save), hooks=hooks, log=lambda *a: None)
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+# ------------------------------------------------------------------------------------------------ hooks
+class Recorder(Hook):
+    """Records every call and checks the documented state at each one."""
+
+    def __init__(self):
+        self.events, self.before = [], None
+
+    def on_train_start(self, trainer):
+        assert trainer.optimizer is not None
+        self.events.append("train_start")
+
+    def on_epoch_start(self, trainer, epoch):
+        self.events.append(("epoch_start", epoch))
+        assert trainer.module.training
+
+    def extra_loss(self, trainer, inputs, outputs, targets):
+        self.events.append("extra_loss")
+        assert outputs.shape == (inputs.shape[0], 10) and outputs.requires_grad
+        self.before = snapshot(trainer.module)  # the weights this step starts from
+        return None
+
+    def after_backward(self, trainer):
+        self.events.append("after_backward")
+        for name, p in trainer.module.named_parameters():
+            assert p.grad is not None, f"{name}: no gradient in after_backward"
+            assert torch.equal(p, self.before[name]), f"{name}: weights changed before the optimizer step"
+
+    def after_step(self, trainer):
+        self.events.append("after_step")
+        changed = [n for n, p in trainer.module.named_parameters() if not torch.equal(p, self.before[n])]
+        assert changed, "after_step does not see the updated weights"
+
+    def on_epoch_end(self, trainer, epoch):
+        self.events.append(("epoch_end", epoch))
+        ckpt = os.path.join(trainer.save_dir, Trainer.CHECKPOINT)
+        saved = torch.load(ckpt, weights_only=True)["epoch"] if os.path.exists(ckpt) else 0
+        assert saved == epoch, "on_epoch_end must run before this epoch's checkpoint is written"
+
+
+def test_hooks_are_called_in_the_documented_order_with_the_documented_state(tmp_path):
+    rec = Recorder()
+    trainer = make_trainer(tmp_path, hooks=[rec], n=96, batch=32, epochs=2)
+    evaluate = trainer.evaluate
+
+    def recorded_evaluate(*args, **kwargs):
+        rec.events.append("evaluate")
+        return evaluate(*args, **kwargs)
+
+    trainer.evaluate = recorded_evaluate
+    trainer.fit()
+    step = ["extra_loss", "after_backward", "after_step"]
+    expected = ["train_start"]
+    for epoch in range(2):
+        expected += [("epoch_start", epoch)] + step * 3 + [("epoch_end", epoch), "evaluate"]
+    assert rec.events == expected
+
+
+class Mask(Hook):
+    """Zero half the classifier rows at the start and after every optimizer step."""
+
+    def __init__(self, reapply=True):
+        self.reapply, self.mask = reapply, None
+
+    def on_train_start(self, trainer):
+        w = trainer.module.fc.weight
+        self.mask = torch.ones_like(w)
+        self.mask[::2] = 0
+        with torch.no_grad():
+            w.mul_(self.mask)
+
+    def after_step(self, trainer):
+        if self.reapply:
+            with torch.no_grad():
+                trainer.module.fc.weight.mul_(self.mask)
+
+
+class ZerosStayZero(Hook):
+    def __init__(self):
+        self.checked = 0
+
+    def after_step(self, trainer):
+        assert torch.count_nonzero(trainer.module.fc.weight[::2]) == 0
+        self.checked += 1
+
+
+def test_mask_hook_keeps_pruned_weights_exactly_zero_under_momentum_and_weight_decay(tmp_path):
+    check = ZerosStayZero()
+    trainer = make_trainer(tmp_path, hooks=[Mask(), check], epochs=3, momentum=0.9, weight_decay=1e-4)
+    trainer.fit()
+    assert check.checked == 9
+    ckpt = torch.load(tmp_path / Trainer.CHECKPOINT, weights_only=True)
+    assert torch.count_nonzero(ckpt["state_dict"]["fc.weight"][::2]) == 0
+    assert torch.count_nonzero(ckpt["state_dict"]["fc.weight"][1::2]) > 0
+    # control: masking only once, the gradients revive the pruned rows
+    control = make_trainer(tmp_path / "control", hooks=[Mask(reapply=False)], epochs=1, momentum=0.9,
+                           weight_decay=1e-4)
+    os.makedirs(control.save_dir)
+    control.fit()
+    assert torch.count_nonzero(control.module.fc.weight[::2]) > 0
+
+
+# --------------------------------------------------------------------------------------------- schedule
+class LRLog(Hook):
+    def __init__(self):
+        self.lrs = []
+
+    def on_epoch_start(self, trainer, epoch):
+        self.lrs.append(trainer.optimizer.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("epochs, schedule, expected", [
+    (8, [0.5, 0.75], [0.1] * 4 + [0.01] * 2 + [0.001] * 2),
+    (10, [0.5, 0.75], [0.1] * 5 + [0.01] * 2 + [0.001] * 3),  # int(7.5) = 7
+    (6, [], [0.1] * 6),
+])
+def test_multistep_lr_at_int_fractions_of_the_epochs(tmp_path, epochs, schedule, expected):
+    assert milestones(schedule, epochs) == [int(f * epochs) for f in schedule]
+    log = LRLog()
+    trainer = make_trainer(tmp_path, hooks=[log], n=16, batch=16, epochs=epochs, schedule=schedule)
+    trainer.fit()
+    assert log.lrs == pytest.approx(expected, rel=1e-9)
+    assert [h["lr"] for h in trainer.history] == pytest.approx(expected, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------------------- model_best
+def test_model_best_rewritten_only_on_strict_improvement(tmp_path):
+    accs = [0.5, 0.5, 0.7, 0.6, 0.7]
+    trainer = make_trainer(tmp_path, n=16, batch=16, epochs=len(accs))
+    trainer.evaluate = lambda *a, **k: (1.0, accs[trainer.epoch])
+    best = tmp_path / Trainer.BEST
+    seen = []
+
+    class Watch(Hook):
+        def on_epoch_start(self, tr, epoch):
+            if epoch:
+                seen.append((torch.load(best, weights_only=True)["epoch"], os.stat(best).st_mtime_ns,
+                             hashlib.sha256(best.read_bytes()).hexdigest()))
+
+    trainer.hooks.append(Watch())
+    trainer.fit()
+    final = torch.load(best, weights_only=True)
+    seen.append((final["epoch"], os.stat(best).st_mtime_ns, hashlib.sha256(best.read_bytes()).hexdigest()))
+    assert [s[0] for s in seen] == [1, 1, 3, 3, 3]
+    assert seen[0][1:] == seen[1][1:] and seen[2][1:] == seen[3][1:] == seen[4][1:]  # untouched, not rewritten
+    assert final["best_prec1"] == 0.7
+    assert torch.load(tmp_path / Trainer.CHECKPOINT, weights_only=True)["best_prec1"] == 0.7
+
+
+# ------------------------------------------------------------------------------ real stage, in-process
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from utils.branches import train_main
+    root = tmp_path_factory.mktemp("engine_run")
+    data = write_cifar(root / "data", n_train=128, n_test=64, seed=4)
+    argv = ["--dataset", "cifar10", "--data", data, "--arch", "vgg", "--depth", "11", "--width", "0.125",
+            "--epochs", "3", "--seed", "5", "--no-progress", "--no-tensorboard", "--save", str(root / "run")]
+    summary = train_main("train", argv)
+    return root / "run", argv, summary
+
+
+REQUIRED_KEYS = {"arch", "depth", "dataset", "cfg", "state_dict", "epoch", "best_prec1", "optimizer", "scheduler",
+                 "rng"}
+
+
+def test_checkpoints_hold_the_documented_keys_and_load_weights_only(finished_run):
+    save, _, _ = finished_run
+    for name in (Trainer.CHECKPOINT, Trainer.BEST):
+        ckpt = torch.load(save / name, map_location="cpu", weights_only=True)
+        assert REQUIRED_KEYS <= set(ckpt), REQUIRED_KEYS - set(ckpt)
+        assert (ckpt["arch"], ckpt["depth"], ckpt["dataset"]) == ("vgg", 11, "cifar10")
+        assert ckpt["cfg"] == [8, "M", 16, "M", 32, 32, "M", 64, 64, "M", 64, 64]
+        assert isinstance(ckpt["rng"]["torch"], torch.Tensor)
+        assert ckpt["scheduler"]["milestones"] == {1: 1, 2: 1}
+    assert torch.load(save / Trainer.CHECKPOINT, weights_only=True)["epoch"] == 3
+
+
+def test_summary_json_has_results_costs_and_the_full_arguments(finished_run):
+    from utils.stages import DataArgs, ModelArgs, TrainArgs
+    save, _, returned = finished_run
+    summary = json.loads((save / "summary.json").read_text())
+    for key in ("final_prec1", "best_prec1", "epochs", "params", "flops", "macs", "wall_time_s", "seed", "args"):
+        assert key in summary, key
+    ckpt = torch.load(save / Trainer.CHECKPOINT, weights_only=True)
+    assert summary["final_prec1"] == ckpt["history"][-1]["prec1"] == returned["final_prec1"]
+    assert summary["best_prec1"] == max(h["prec1"] for h in ckpt["history"])
+    assert summary["epochs"] == 3 and summary["seed"] == 5
+    assert summary["params"] > 0 and summary["flops"] > summary["macs"] > 0
+    assert summary["wall_time_s"] > 0 and not math.isnan(summary["wall_time_s"])
+    fields = {f.name for cls in (ModelArgs, DataArgs, TrainArgs) for f in dataclasses.fields(cls)}
+    assert fields <= set(summary["args"]), fields - set(summary["args"])
+    assert summary["args"]["width"] == 0.125 and summary["args"]["epochs"] == 3
+    assert summary["args"]["schedule"] == [0.5, 0.75]
+
+
+def test_resuming_a_finished_run_changes_nothing(finished_run, capsys):
+    from utils.branches import train_main
+    save, argv, _ = finished_run
+    files = {n: (save / n).read_bytes() for n in (Trainer.CHECKPOINT, Trainer.BEST)}
+    before = json.loads((save / "summary.json").read_text())
+    capsys.readouterr()
+    again = train_main("train", argv + ["--resume", "auto"])
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "epoch    " not in out, out  # no epoch trained again
+    for n, blob in files.items():
+        assert (save / n).read_bytes() == blob, f"{n} rewritten by resuming a finished run"
+    assert (again["final_prec1"], again["best_prec1"], again["epochs"]) == \
+        (before["final_prec1"], before["best_prec1"], before["epochs"])
+    after = json.loads((save / "summary.json").read_text())
+    assert after["final_prec1"] == before["final_prec1"] and after["train_time_s"] == before["train_time_s"]
+
+
+# ----------------------------------------------------------------------------------- the command line
+SCRIPT_FLAGS = {
+    "train.py": ["--dataset", "--arch", "--depth", "--save", "--epochs", "--lr", "--seed", "--data", "--resume",
+                 "--batch-size", "--test-batch-size", "--momentum", "--weight-decay"],
+    "prune.py": ["--dataset", "--model", "--save", "-v", "--arch", "--depth", "--data", "--test-batch-size"],
+    "finetune.py": ["--refine", "--dataset", "--arch", "--depth", "--save", "--epochs", "--lr", "--seed", "--data",
+                    "--resume"],
+    "scratch.py": ["--scratch", "--dataset", "--arch", "--depth", "--save", "--epochs", "--lr", "--seed", "--data",
+                   "--resume", "--budget"],
+}
+
+
+@pytest.fixture(scope="module")
+def cli(finished_run):
+    """--help of the four scripts, and train.py into a --save that holds a run, without --resume (concurrently)."""
+    save, argv, _ = finished_run
+    jobs = {name: [L1 / name, "--help"] for name in SCRIPT_FLAGS}
+    jobs["reuse"] = [L1 / "train.py"] + argv
+    before = {n: (save / n).read_bytes() for n in os.listdir(save) if n.endswith(".tar")}
+
+    def go(args):
+        return subprocess.run([PYTHON] + [str(a) for a in args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                              timeout=300)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {k: pool.submit(go, a) for k, a in jobs.items()}
+        results = {k: f.result() for k, f in futures.items()}
+    return results, before, save
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_FLAGS))
+def test_help_lists_the_reference_flags(cli, script):
+    proc = cli[0][script]
+    assert proc.returncode == 0, proc.stderr
+    words = set(proc.stdout.replace(",", " ").replace("[", " ").replace("]", " ").split())
+    missing = [f for f in SCRIPT_FLAGS[script] if f not in words]
+    assert not missing, f"{script} --help lacks {missing}"
+    if script != "prune.py":  # every bool flag has its --no- form
+        for flag in ("--progress", "--tensorboard", "--amp", "--compile", "--channels-last"):
+            assert flag in words and "--no-" + flag[2:] in words, flag
+
+
+def test_save_reuse_without_resume_is_refused_in_one_line(cli):
+    results, before, save = cli
+    proc = results["reuse"]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and ": warning: " not in line]
+    assert len(lines) == 1 and "--save" in lines[0] and "--resume" in lines[0], proc.stderr
+    assert {n: (save / n).read_bytes() for n in before} == before
+
+
+def _parsers():
+    import importlib.util
+    from utils.branches import CheckArgs, FinetuneArgs, PruneArgs, ScratchArgs
+    from utils.hparams import build_parser
+    from utils.stages import DataArgs, EvalDataArgs, ModelArgs, TrainArgs
+    spec = importlib.util.spec_from_file_location("l1_prune_script", L1 / "prune.py")
+    prune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prune)  # defines L1Args; main() only runs as __main__
+    return {"train": (ModelArgs, DataArgs, TrainArgs), "prune": (PruneArgs, EvalDataArgs, prune.L1Args),
+            "finetune": (FinetuneArgs, CheckArgs, DataArgs, TrainArgs),
+            "scratch": (ScratchArgs, CheckArgs, DataArgs, TrainArgs)}, build_parser
+
+
+def test_bool_fields_are_flag_pairs_and_never_type_bool():
+    from utils.hparams import parse
+    table, build_parser = _parsers()
+    for name, classes in table.items():
+        parser = build_parser(name, *classes)
+        for action in parser._actions:
+            assert action.type is not bool, f"{name}: {action.option_strings} uses type=bool"
+        for cls in classes:
+            for f in dataclasses.fields(cls):
+                if f.type is bool or f.type == "bool":
+                    flag = "--" + f.name.replace("_", "-")
+                    action = next(a for a in parser._actions if a.dest == f.name)
+                    assert isinstance(action, argparse.BooleanOptionalAction)
+                    assert {flag, "--no-" + flag[2:]} <= set(action.option_strings)
+                    on = parse(build_parser(name, *classes), classes, [flag])
+                    off = parse(build_parser(name, *classes), classes, ["--no-" + flag[2:]])
+                    value = lambda parsed: next(getattr(p, f.name) for p in parsed if isinstance(p, cls))  # noqa
+                    assert value(on) is True and value(off) is False
+    for path in list((ROOT / "utils").glob("*.py")) + list(L1.glob("*.py")):
+        assert "type=bool" not in path.read_text().replace(" ", ""), path
