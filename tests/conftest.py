@@ -51,6 +51,16 @@ def write_cifar(root, name="cifar10", n_train=500, n_test=200, seed=0):
     return str(root)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting makes 2 threads far slower."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def cifar_dir(tmp_path_factory):
     return write_cifar(tmp_path_factory.mktemp("cifar10"))

@@ -421,3 +421,19 @@ def test_damaged_idx_file_is_a_user_error(tmp_path, how):
     assert str(victim) in str(err.value) and "\n" not in str(err.value)
     if how == "truncated_raw":
         assert "truncated" in str(err.value)
+
+
+def test_one_image_tail_is_left_out_with_a_warning():
+    """65 images in batches of 64 would end with a 1-image batch, on which BatchNorm1d cannot train."""
+    import warnings as _w
+    from utils.data import DeviceLoader, TensorDataset
+    data = TensorDataset(torch.zeros(65, 3, 8, 8, dtype=torch.uint8), torch.zeros(65, dtype=torch.long))
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        loader = DeviceLoader(data, 64, train=True, mean=(0.5,) * 3, std=(0.5,) * 3)
+    assert any("last batch of 1" in str(c.message) for c in caught)
+    sizes = [x.shape[0] for x, _ in loader]
+    assert sizes == [64] and len(loader) == 1
+    # a tail of 2 or more is kept, as the reference keeps its last batch of 16
+    data = TensorDataset(torch.zeros(66, 3, 8, 8, dtype=torch.uint8), torch.zeros(66, dtype=torch.long))
+    assert [x.shape[0] for x, _ in DeviceLoader(data, 64, train=True, mean=(0.5,) * 3, std=(0.5,) * 3)] == [64, 2]

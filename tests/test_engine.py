@@ -347,3 +347,29 @@ def test_bool_fields_are_flag_pairs_and_never_type_bool():
                     assert value(on) is True and value(off) is False
     for path in list((ROOT / "utils").glob("*.py")) + list(L1.glob("*.py")):
         assert "type=bool" not in path.read_text().replace(" ", ""), path
+
+
+def test_milestones_follow_the_reference_and_never_fall_on_epoch_zero():
+    from utils.stages import milestones
+    assert milestones([0.5, 0.75], 160) == [80, 120]
+    assert milestones([0.5, 0.75], 243) == [121, 182]  # scratch-B of VGG-16-A, as the reference's int()
+    assert milestones([0.5, 0.75], 1) == []  # a drop at 0 would skip the base LR entirely
+    assert milestones([], 40) == []
+
+
+def test_model_flags_apply_only_where_they_mean_something():
+    from utils.branches import model_options
+    from utils.errors import UserError
+    from utils.stages import ModelArgs
+    for bad in (ModelArgs(arch="resnet", depth=56, width=0.5), ModelArgs(arch="densenet", depth=40, width=0.5),
+                ModelArgs(arch="vgg", depth=16, detach_shortcut=True),
+                ModelArgs(arch="resnet", depth=56, bn1d_init="ones")):
+        with pytest.raises(UserError):
+            model_options(bad)
+    assert model_options(ModelArgs(arch="resnet", depth=56, detach_shortcut=True)) == {"detach_shortcut": True}
+    assert model_options(ModelArgs(arch="vgg", depth=16, width=0.25, bn1d_init="ones")) == {"bn1d_init": "ones"}
+    from models import create_model
+    head = create_model("vgg", 11, bn1d_init="ones").classifier[1]
+    assert torch.equal(head.weight, torch.ones(512))
+    head = create_model("vgg", 11).classifier[1]  # U(0, 1), PyTorch 0.3.1's default
+    assert 0 <= head.weight.min() and head.weight.max() <= 1 and head.weight.std() > 0.1

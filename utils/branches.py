@@ -29,6 +29,13 @@ def model_options(model_args):
         if model_entry(model_args.arch).name != "resnet":
             raise UserError("--detach-shortcut applies to --arch resnet only")
         options["detach_shortcut"] = True
+    if model_args.bn1d_init != "uniform":
+        if model_entry(model_args.arch).name != "vgg":
+            raise UserError("--bn1d-init applies to --arch vgg only")
+        options["bn1d_init"] = model_args.bn1d_init
+    if model_args.width != 1.0 and model_entry(model_args.arch).name not in ("vgg", "vgg_slim"):
+        # ResNet/PreResNet/DenseNet cfgs hold inner or selected widths only: scaling them is not a thinner net
+        raise UserError("--width applies to --arch vgg and vgg_slim only")
     return options
 
 

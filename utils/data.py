@@ -286,8 +286,16 @@ class DeviceLoader:
         if self.mean.numel() != c or self.std.numel() != c:
             raise ValueError(f"mean/std have {self.mean.numel()}/{self.std.numel()} entries for {c} channels")
         self._crops = None
+        self._train_n = n
         if train:
             self._crops = self._crop_view()
+            tail = n % self.batch_size
+            if 0 < tail < 2 * world_size:
+                # BatchNorm in training mode needs 2 values per channel: BatchNorm1d fails on a 1-image batch
+                # (so would the reference); such a tail is left out of each epoch instead.
+                self._train_n = n - tail
+                warnings.warn(f"{n} training images in batches of {self.batch_size} leave a last batch of {tail}; "
+                              f"it is skipped each epoch", stacklevel=2)
         if not train and world_size > 1:
             self._shard = _rank_slice(0, n, world_size, rank)
 
@@ -303,7 +311,7 @@ class DeviceLoader:
         self.epoch = int(epoch)
 
     def __len__(self):
-        n = (self._shard[1] - self._shard[0]) if (not self.train and self.world_size > 1) else self.n
+        n = (self._shard[1] - self._shard[0]) if (not self.train and self.world_size > 1) else self._train_n
         return -(-n // self.batch_size)
 
     def epoch_plan(self, epoch):
@@ -345,8 +353,8 @@ class DeviceLoader:
         perm, oy, ox, flips = (t.to(self.device) for t in self.epoch_plan(epoch))
         ox = torch.where(flips, 2 * self.pad - ox, ox)  # column offset into the mirrored copy
         flips = flips.long()
-        for i in range(0, self.n, self.batch_size):
-            lo, hi = _rank_slice(i, min(i + self.batch_size, self.n), self.world_size, self.rank)
+        for i in range(0, self._train_n, self.batch_size):
+            lo, hi = _rank_slice(i, min(i + self.batch_size, self._train_n), self.world_size, self.rank)
             idx = perm[lo:hi]
             x = self.normalise(self._crops[flips[lo:hi], idx, oy[lo:hi], ox[lo:hi]])
             out = (x, self.labels[idx])

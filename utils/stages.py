@@ -63,9 +63,12 @@ class TrainArgs:
 class ModelArgs:
     arch: str = hp("vgg", "architecture", choices=list_models())
     depth: int = hp(16, "depth")
-    width: float = hp(1.0, "scale every default layer width by this factor (small models for CPU runs)")
+    width: float = hp(1.0, "VGG: scale every default layer width by this factor (small models for CPU runs)")
     detach_shortcut: bool = hp(False, "ResNet: cut the gradient through the downsampling shortcut, as the "
                                       "reference does (its bug B1)")
+    bn1d_init: str = hp("uniform", "VGG (L1 variant): init of the head's BatchNorm1d gamma; 'uniform' = U(0, 1), "
+                                   "PyTorch 0.3.1's default that the reference ran with; 'ones' = today's default",
+                        choices=["uniform", "ones"])
 
 
 def seed_everything(seed):
@@ -75,7 +78,8 @@ def seed_everything(seed):
 
 
 def milestones(schedule, epochs):
-    return [int(f * epochs) for f in schedule]
+    """LR drop epochs int(f * epochs); a drop at epoch 0 (only for tiny runs) would skip the base LR."""
+    return [m for m in (int(f * epochs) for f in schedule) if m > 0]
 
 
 def validate_train_args(args):
