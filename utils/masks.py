@@ -1,0 +1,235 @@
+"""Weight masks: magnitude pruning (unstructured or by filter), mask enforcement during training, the
+reference's sparse re-initialisation, and interchange with ``torch.nn.utils.prune``.
+
+A mask set is ``{parameter name: bool tensor of the parameter's shape}`` (True = kept). It travels in
+checkpoints under ``masks`` next to the plain state_dict, so ``torch.load(..., weights_only=True)`` reads it.
+
+Selection rules (reference.md 4.4, 4.5): the scores of the pool are sorted ascending, the threshold is the
+score at position ``int(total * ratio)`` (or ``(total - nnz) + int(nnz * ratio)`` when pruning a ratio of
+the weights that remain), and a weight is kept when its score is strictly greater. Used by
+cifar/weight-level, lottery_ticket/ and the SFP scratch runs with ``--masked``.
+"""
+import math
+
+import torch
+import torch.nn as nn
+
+from utils.engine import Hook
+from utils.errors import UserError
+
+SCOPES = ("global", "layer")
+GRANULARITIES = ("weight", "filter")
+
+
+def conv_weights(model):
+    """{name: parameter} of every Conv2d weight, in module order (the reference's pruning pool)."""
+    return {f"{name}.weight": m.weight for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def masks_from_nonzero(model, names=None):
+    """Masks that keep exactly the nonzero entries of the given (default: all conv) weights."""
+    params = dict(model.named_parameters())
+    names = list(conv_weights(model)) if names is None else list(names)
+    return {n: params[n].detach().ne(0).cpu() for n in names}
+
+
+def _scores(weight, granularity, norm):
+    w = weight.detach().float().cpu()
+    if granularity == "weight":
+        return w.abs()
+    return w.flatten(1).norm(p=norm, dim=1)  # one score per output filter
+
+
+def _expand(keep, weight, granularity):
+    if granularity == "weight":
+        return keep
+    return keep.view(-1, *([1] * (weight.dim() - 1))).expand_as(weight).clone()
+
+
+def _threshold_keep(scores, alive, ratio, of):
+    """Keep mask over ``scores`` (flat) by the reference's sorted-threshold rule; ``alive`` = current mask."""
+    total = scores.numel()
+    if ratio == 0:
+        return alive.clone()
+    dead = int((~alive).sum())
+    if of == "all":
+        index = int(total * ratio)
+    else:  # a ratio of what remains: the dead come first in the ascending order (their score is 0)
+        index = dead + int((total - dead) * ratio)
+    if index <= 0:
+        return alive.clone()
+    scores = torch.where(alive, scores, torch.zeros_like(scores))
+    index = min(index, total - 1)
+    thre = scores.sort().values[index]
+    return (scores > thre) & alive
+
+
+def magnitude_masks(model, ratio, *, scope="global", granularity="weight", norm=1, of="all", masks=None,
+                    names=None):
+    """Masks that remove ``ratio`` of the pool by magnitude.
+
+    scope: 'global' (one threshold over all listed weights) or 'layer' (each layer by the ratio).
+    granularity: 'weight' (|w|) or 'filter' (the L1 or L2 ``norm`` of each output filter; zeroes whole filters).
+    of: 'all' (ratio of every weight/filter) or 'remaining' (ratio of those the current ``masks`` keep).
+    names: the parameters in the pool (default: every Conv2d weight).
+    """
+    if not 0 <= ratio < 1:
+        raise UserError(f"--percent {ratio}: must lie in [0, 1)")
+    if scope not in SCOPES or granularity not in GRANULARITIES or of not in ("all", "remaining"):
+        raise ValueError(f"bad scope/granularity/of: {scope}/{granularity}/{of}")
+    params = dict(model.named_parameters())
+    names = list(conv_weights(model)) if names is None else list(names)
+    current = masks or {}
+    scores, alive = {}, {}
+    for n in names:
+        w = params[n].detach()
+        if n in current:
+            w = w * current[n].to(w.device)
+        scores[n] = _scores(w, granularity, norm)
+        m = current.get(n)
+        if m is None:
+            alive[n] = torch.ones_like(scores[n], dtype=torch.bool)
+        elif granularity == "weight":
+            alive[n] = m.cpu().bool().clone()
+        else:
+            alive[n] = m.cpu().flatten(1).any(1)
+    out = {}
+    if scope == "layer":
+        for n in names:
+            keep = _threshold_keep(scores[n].flatten(), alive[n].flatten(), ratio, of)
+            out[n] = _expand(keep.view_as(scores[n]), params[n], granularity)
+    else:
+        flat_s = torch.cat([scores[n].flatten() for n in names])
+        flat_a = torch.cat([alive[n].flatten() for n in names])
+        keep = _threshold_keep(flat_s, flat_a, ratio, of)
+        pos = 0
+        for n in names:
+            k = scores[n].numel()
+            out[n] = _expand(keep[pos:pos + k].view_as(scores[n]), params[n], granularity)
+            pos += k
+    return out
+
+
+@torch.no_grad()
+def apply_masks(model, masks):
+    params = dict(model.named_parameters())
+    for n, m in masks.items():
+        params[n].mul_(m.to(device=params[n].device, dtype=params[n].dtype))
+
+
+def density(masks):
+    """Fraction of the masked weights that are kept."""
+    kept = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    return kept / max(total, 1)
+
+
+def empty_layers(masks):
+    return [n for n, m in masks.items() if not bool(m.any())]
+
+
+def check_masks(model, masks, path, flag):
+    """A mask set must name parameters of ``model`` with their shapes."""
+    params = dict(model.named_parameters())
+    for n, m in masks.items():
+        if n not in params or tuple(m.shape) != tuple(params[n].shape):
+            raise UserError(f"{flag} {path}: mask {n} does not fit {model.spec.arch}-{model.spec.depth}")
+
+
+class MaskHook(Hook):
+    """Keep masked weights exactly zero: the masks are applied before training, the gradients are masked
+    before each step (the reference's rule), and the weights re-masked after it, so momentum and weight
+    decay cannot revive a pruned weight either."""
+
+    def __init__(self, masks):
+        self.masks = {n: m.bool() for n, m in masks.items()}
+        self._pairs = None
+
+    def on_train_start(self, trainer):
+        params = dict(trainer.module.named_parameters())
+        self._pairs = [(params[n], m.to(device=params[n].device, dtype=params[n].dtype))
+                       for n, m in self.masks.items()]
+        with torch.no_grad():
+            for p, m in self._pairs:
+                p.mul_(m)
+
+    def after_backward(self, trainer):
+        for p, m in self._pairs:
+            if p.grad is not None:
+                p.grad.mul_(m)
+
+    def after_step(self, trainer):
+        with torch.no_grad():
+            for p, m in self._pairs:
+                p.mul_(m)
+
+
+@torch.no_grad()
+def sparse_reinit(model, masks, generator=None):
+    """Fresh weights for a masked network (reference.md 5.3): each masked conv weight is drawn from
+    N(0, sqrt(2 / n)) with n = nnz(mask) / C_in (He fan-out for a dense layer, wider as it gets sparser),
+    then masked. Other parameters keep the model's own initialisation."""
+    params = dict(model.named_parameters())
+    for n, m in masks.items():
+        w = params[n]
+        nnz = int(m.sum())
+        if nnz == 0:
+            w.zero_()
+            continue
+        std = math.sqrt(2.0 / (nnz / w.shape[1]))
+        w.copy_(torch.randn(w.shape, generator=generator, dtype=w.dtype) * std)
+        w.mul_(m.to(w.dtype))
+
+
+# --------------------------------------------------------------------- torch.nn.utils.prune interchange
+def to_torch_prune(model, masks):
+    """Reparametrise ``model`` in place the way torch.nn.utils.prune does (``weight_orig`` + ``weight_mask``
+    buffers and a forward pre-hook), one ``custom_from_mask`` per masked parameter."""
+    from torch.nn.utils import prune
+    modules = dict(model.named_modules())
+    for n, m in masks.items():
+        module_name, _, attr = n.rpartition(".")
+        prune.custom_from_mask(modules[module_name], attr, m.to(getattr(modules[module_name], attr).device))
+    return model
+
+
+def from_torch_prune(model):
+    """Undo torch.nn.utils.prune reparametrisations in place; return the masks they held (weights stay
+    multiplied by their mask, as ``prune.remove`` leaves them)."""
+    from torch.nn.utils import prune
+    masks = {}
+    for module_name, module in model.named_modules():
+        for attr in [k[:-5] for k, _ in list(module.named_buffers(recurse=False)) if k.endswith("_mask")]:
+            if hasattr(module, attr + "_orig"):
+                masks[f"{module_name}.{attr}" if module_name else attr] = getattr(module, attr + "_mask").bool().cpu()
+                prune.remove(module, attr)
+    return masks
+
+
+def split_torch_prune_state(state):
+    """A state_dict saved from a model pruned with torch.nn.utils.prune (``X.weight_orig``, ``X.weight_mask``)
+    as (plain state_dict, masks); a plain state_dict comes back unchanged with no masks."""
+    plain, masks = {}, {}
+    for k, v in state.items():
+        if k.endswith("_orig") and k[:-5] + "_mask" in state:
+            base = k[:-5]
+            mask = state[base + "_mask"].bool()
+            plain[base] = v * mask.to(v.dtype)
+            masks[base] = mask.cpu()
+        elif k.endswith("_mask") and k[:-5] + "_orig" in state:
+            continue
+        else:
+            plain[k] = v
+    return plain, masks
+
+
+def join_torch_prune_state(state, masks):
+    """Our (state_dict, masks) as the state_dict a torch.nn.utils.prune-pruned model saves."""
+    out = {}
+    for k, v in state.items():
+        if k in masks:
+            out[k + "_orig"] = v
+            out[k + "_mask"] = masks[k].to(v.dtype)
+        else:
+            out[k] = v
+    return out
