@@ -12,7 +12,7 @@ from utils.errors import UserError
 
 ARCHS = list_models()
 # A small depth per architecture for the tests that do not need the paper's network.
-SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40}
+SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +33,7 @@ def _randomise(model, seed=0):
 
 
 def test_registry_lists_the_paper_architectures():
-    assert set(ARCHS) == {"vgg", "vgg_slim", "resnet", "preresnet", "densenet"}
+    assert set(ARCHS) == {"vgg", "vgg_slim", "resnet", "preresnet", "densenet", "resnet_wl"}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -138,6 +138,7 @@ def test_unknown_arch_and_bad_depth_are_user_errors():
     ("vgg", 11, [64, "M", 128]),
     ("preresnet", 20, [16] * 10),
     ("densenet", 40, [24] * 5),
+    ("resnet_wl", 20, [16] * 8),
 ])
 def test_wrong_cfg_length_is_a_user_error(arch, depth, cfg):
     with pytest.raises(UserError, match="cfg"):
@@ -284,3 +285,41 @@ def test_selection_wider_than_its_bn_is_a_user_error(arch):
     selected[0] = [0, 1, 2]  # three indices for a layer whose cfg entry passes on more
     with pytest.raises(UserError, match="distinct indices"):
         create_model(arch, SMALL[arch], cfg=cfg, selected=selected)
+
+
+def _resnet_wl_params(n, cfg, classes, in_ch=3):
+    """Parameters of the bearpaw CIFAR ResNet by hand: stem, 2 convs + 2 BNs per block, 1x1 conv + BN
+    shortcut where the width changes, fc (reference.md 2.6)."""
+    total, inp = 9 * in_ch * 16 + 2 * 16, 16
+    for b, w in enumerate(cfg):
+        out = (16, 32, 64)[b // n]
+        total += 9 * inp * w + 2 * w + 9 * w * out + 2 * out
+        if inp != out:
+            total += inp * out + 2 * out
+        inp = out
+    return total + 64 * classes + classes
+
+
+def test_resnet_wl_is_the_reference_weight_level_resnet():
+    model = create_model("resnet_wl", 50)
+    assert model.spec.depth == 50 and model.cfg == [16] * 8 + [32] * 8 + [64] * 8  # n = (50 - 2) // 6
+    assert [len(getattr(model, f"layer{s}")) for s in (1, 2, 3)] == [8, 8, 8]
+    shortcuts = [n for n, m in model.named_modules() if n.endswith("downsample")]
+    assert shortcuts == ["layer2.0.downsample", "layer3.0.downsample"]
+    ds = model.layer2[0].downsample
+    assert isinstance(ds[0], nn.Conv2d) and ds[0].kernel_size == (1, 1) and ds[0].stride == (2, 2)
+    assert ds[0].bias is None and isinstance(ds[1], nn.BatchNorm2d)
+    assert sum(p.numel() for p in model.parameters()) == _resnet_wl_params(8, model.cfg, 10) == 758_554
+    assert sum(p.numel() for p in create_model("resnet_wl", 20).parameters()) == 272_474  # bearpaw's 0.27M
+    thin = create_model("resnet_wl", 20, num_classes=100, cfg=[8] * 3 + [32] * 3 + [20] * 3)
+    assert sum(p.numel() for p in thin.parameters()) == _resnet_wl_params(3, thin.cfg, 100)
+    assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0)
+               for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert model.layer3[5].conv1.weight.std().item() == pytest.approx((2 / (9 * 64)) ** 0.5, rel=0.05)
+    # post-activation: a block ends in ReLU
+    with torch.no_grad():
+        assert model.layer1[0](torch.randn(2, 16, 8, 8)).min() >= 0
+    for depth in (56, 110, 51):  # bottleneck depths of the reference are wrongly sized (B12): not offered
+        with pytest.raises(UserError, match="--depth"):
+            create_model("resnet_wl", depth)
+
