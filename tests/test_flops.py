@@ -133,7 +133,7 @@ def test_slimming_networks_golden(arch, depth, classes, golden):
 @pytest.mark.parametrize("arch", list_models())
 @pytest.mark.parametrize("geometry", ["default-32x32x3", "small-28x28x1"])
 def test_macs_agree_with_torch_flop_counter(arch, geometry):
-    small = {"vgg": 11, "vgg_slim": 13, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20}
+    small = {"vgg": 11, "vgg_slim": 13, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20}
     if geometry.startswith("default"):
         model = create_model(arch)
         x = torch.zeros(1, 3, 32, 32)

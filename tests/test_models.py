@@ -12,7 +12,7 @@ from utils.errors import UserError
 
 ARCHS = list_models()
 # A small depth per architecture for the tests that do not need the paper's network.
-SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20}
+SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +33,7 @@ def _randomise(model, seed=0):
 
 
 def test_registry_lists_the_paper_architectures():
-    assert set(ARCHS) == {"vgg", "vgg_slim", "resnet", "preresnet", "densenet", "resnet_wl"}
+    assert set(ARCHS) == {"vgg", "vgg_slim", "resnet", "preresnet", "densenet", "resnet_wl", "resnet_sfp"}
 
 
 @pytest.mark.parametrize("arch", ARCHS)

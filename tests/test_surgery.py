@@ -10,7 +10,7 @@ from models import build_from_spec, create_model, list_models
 from utils.errors import UserError
 from utils.surgery import keep_largest, l1_filter_scores, prune_channels, zero_channels
 
-SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40}
+SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_sfp": 20}
 RTOL, ATOL = 1e-4, 1e-5
 
 
