@@ -233,3 +233,74 @@ def join_torch_prune_state(state, masks):
         else:
             out[k] = v
     return out
+
+
+# --------------------------------------------------------------------- iterative schedules, structured masks
+def iterative_ratios(rate, rounds, of="remaining"):
+    """Per-round ratios for ``magnitude_masks(..., of=of)`` of an iterative schedule that removes ``rate`` of
+    the remaining weights each round, so that round k leaves a density of ``(1 - rate) ** k``.
+
+    of='remaining' (the lottery ticket's rule: each round prunes the currently nonzero weights): ``rate``
+    every round. of='all' (a one-shot pruner applied to the dense pool, e.g. cifar/weight-level's
+    ``--percent``): ``1 - (1 - rate) ** k`` at round k.
+    """
+    if not 0 <= rate < 1:
+        raise UserError(f"--percent {rate}: must lie in [0, 1)")
+    if rounds < 1:
+        raise UserError(f"--rounds {rounds}: must be at least 1")
+    if of == "remaining":
+        return [rate] * rounds
+    if of == "all":
+        return [1 - (1 - rate) ** k for k in range(1, rounds + 1)]
+    raise ValueError(f"of must be 'remaining' or 'all', not {of!r}")
+
+
+def round_density(rate, k):
+    """Target density after k rounds of pruning ``rate`` of what remains."""
+    return (1 - rate) ** k
+
+
+def rate_for_density(density, rounds):
+    """The per-round rate that reaches ``density`` after ``rounds`` rounds (e.g. 0.2 per round: 5 rounds
+    give 0.328)."""
+    if not 0 < density <= 1:
+        raise UserError(f"density {density}: must lie in (0, 1]")
+    return 1 - density ** (1 / rounds)
+
+
+def masks_from_keep(model, keep, names=None):
+    """Filter masks of a structured selection ``{cfg index: kept positions}`` (as ``method.select`` returns):
+    the producing conv of each listed channel group loses its other output filters; every other conv
+    weight (default pool: all of them) is kept whole. Only conv weights are masked, as the reference's
+    mask implementation of filter pruning does."""
+    params = dict(model.named_parameters())
+    masks = {n: torch.ones_like(params[n], dtype=torch.bool, device="cpu")
+             for n in (list(conv_weights(model)) if names is None else names)}
+    groups = {g.cfg_index: g for g in model.channel_groups()}
+    for idx, kept in keep.items():
+        name = groups[idx].out[0] + ".weight"
+        if name not in masks:
+            raise ValueError(f"{name} (cfg entry {idx}) is not in the masked pool")
+        rows = torch.zeros(masks[name].shape[0], dtype=torch.bool)
+        rows[torch.as_tensor(list(kept), dtype=torch.long)] = True
+        masks[name] &= rows.view(-1, *([1] * (masks[name].dim() - 1)))
+    return masks
+
+
+def checkpoint_masks(ckpt, model, path, flag):
+    """The masks a pruned checkpoint carries (``masks``), or for a checkpoint without them (the reference's
+    pruned.pth.tar) the nonzero pattern of its conv weights."""
+    if "masks" in ckpt:
+        masks = {n: m.bool().cpu() for n, m in ckpt["masks"].items()}
+        check_masks(model, masks, path, flag)
+        return masks
+    state = ckpt["state_dict"]
+    missing = [n for n in conv_weights(model) if n not in state]
+    if missing:
+        raise UserError(f"{flag} {path}: no masks and no weight {missing[0]} to read them from")
+    return {n: state[n].ne(0).cpu() for n in conv_weights(model)}
+
+
+def layer_densities(masks):
+    """{name: fraction kept} per masked weight."""
+    return {n: int(m.sum()) / max(m.numel(), 1) for n, m in masks.items()}
