@@ -15,7 +15,6 @@ Example: python bench/loader.py --images 50000 --epochs 2 --workers 1
 import argparse
 import os
 import pickle
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.common import machine  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402  (light: torch is imported after parsing)
 
 BATCHES_DIR = "cifar-10-batches-py"
@@ -157,21 +157,6 @@ def bench_device_loader(train, args, device):
         return seen
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     return time_epochs(run_epoch, args.epochs, sync, args.min_seconds)
-
-
-def machine():
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        model = names[0] if names else model
-    except OSError:
-        pass
-    import torch
-    import torchvision
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"machine: {model}, {os.cpu_count()} cores ({usable} usable), torch {torch.__version__}, "
-            f"torchvision {torchvision.__version__}, python {platform.python_version()}")
 
 
 def main(argv=None):

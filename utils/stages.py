@@ -179,7 +179,9 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         summary = {"stage": stage, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
                    "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
                    "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3),
-                   "command": " ".join(sys.argv), "args": args_record, **(summary_extra or {})}
+                   "command": " ".join(sys.argv), "args": args_record,
+                   **({"source": ckpt_extra["source"]} if ckpt_extra and "source" in ckpt_extra else {}),
+                   **(summary_extra or {})}
         if dinfo.is_main:
             save_json(summary, os.path.join(train_args.save, "summary.json"))
             log(f"{stage} done: final {100 * summary['final_prec1']:.2f}%, best {100 * summary['best_prec1']:.2f}%"

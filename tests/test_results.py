@@ -1,0 +1,121 @@
+"""utils/results.py: the paper-style table from run folders (mean, std, several seeds, missing runs) and plots."""
+import csv
+import io
+import json
+import os
+import statistics
+
+import pytest
+
+from conftest import ROOT, run
+from utils.results import collect, csv_text, markdown, plot_family, write_outputs
+
+
+def _write(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f)
+
+
+def make_experiment(root, seed, accs, variant="A", arch="resnet", depth=56, method="l1-norm", skip=(),
+                    absolute=True):
+    """One seed's run folders as the run scripts lay them out; ``accs`` = stage -> (best, final)."""
+    exp = os.path.join(root, f"{arch}{depth}-{variant}", f"seed{seed}")
+    base_ckpt = os.path.join(exp, "baseline", "checkpoint.pth.tar")
+    pruned_ckpt = os.path.join(exp, "pruned", "pruned.pth.tar")
+    _write(os.path.join(exp, "baseline", "summary.json"),
+           {"stage": "baseline", "best_prec1": accs["baseline"][0], "final_prec1": accs["baseline"][1],
+            "arch": arch, "depth": depth, "dataset": "cifar10", "seed": seed, "args": {}})
+    _write(os.path.join(exp, "pruned", "prune.json"),
+           {"method": method, "variant": variant, "source": base_ckpt, "params_base": 853018,
+            "params_pruned": 773336, "flops_base": 252572938, "flops_pruned": 226390090 if variant == "A" else 183137866,
+            "arch": arch, "depth": depth, "dataset": "cifar10"})
+    for stage in ("finetune", "scratch-E", "scratch-B"):
+        if stage in skip:
+            continue
+        src = pruned_ckpt if absolute else os.path.relpath(pruned_ckpt)
+        summary = {"stage": stage, "best_prec1": accs[stage][0], "final_prec1": accs[stage][1], "seed": seed,
+                   "args": {"refine" if stage == "finetune" else "scratch": src}}
+        if absolute:
+            summary["source"] = src
+        _write(os.path.join(exp, stage, "summary.json"), summary)
+
+
+ACCS = [{"baseline": (0.931, 0.930), "finetune": (0.929, 0.925), "scratch-E": (0.928, 0.920), "scratch-B": (0.932, 0.931)},
+        {"baseline": (0.933, 0.931), "finetune": (0.931, 0.927), "scratch-E": (0.930, 0.924), "scratch-B": (0.930, 0.928)},
+        {"baseline": (0.935, 0.932), "finetune": (0.927, 0.926), "scratch-E": (0.932, 0.925), "scratch-B": (0.934, 0.933)}]
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = str(tmp_path / "logs")
+    for seed, accs in enumerate(ACCS, start=1):
+        make_experiment(root, seed, accs, "A")
+    # variant B: two seeds, the second without scratch-B (still running), and no scratch-E at all
+    make_experiment(root, 1, ACCS[0], "B", skip=("scratch-E",))
+    make_experiment(root, 2, ACCS[1], "B", skip=("scratch-E", "scratch-B"))
+    return root
+
+
+def test_mean_std_and_run_counts_over_seeds(runs):
+    rows = collect([runs], "best")
+    a = rows[("cifar10", "resnet-56", "l1-norm", "A")]
+    assert a["runs"] == 3
+    for stage in ("baseline", "finetune", "scratch-E", "scratch-B"):
+        assert sorted(a[stage]) == sorted(acc[stage][0] for acc in ACCS)
+    b = rows[("cifar10", "resnet-56", "l1-norm", "B")]
+    assert len(b["baseline"]) == 2 and len(b["finetune"]) == 2 and b["scratch-E"] == [] and len(b["scratch-B"]) == 1
+    final = collect([runs], "final")[("cifar10", "resnet-56", "l1-norm", "A")]
+    assert sorted(final["finetune"]) == sorted(acc["finetune"][1] for acc in ACCS)
+
+    table = markdown(rows, "best")
+    line_a = next(line for line in table.splitlines() if "| A |" in line)
+    ft = [acc["finetune"][0] for acc in ACCS]
+    assert f"{100 * statistics.fmean(ft):.2f} ± {100 * statistics.stdev(ft):.2f} (3)" in line_a
+    line_b = next(line for line in table.splitlines() if "| B |" in line)
+    cells = [c.strip() for c in line_b.strip("|").split("|")]
+    assert cells[6] == "missing"  # scratch-E never ran: missing, not zero
+    assert cells[7] == f"{100 * ACCS[0]['scratch-B'][0]:.2f} (1)"  # one run: no std
+    assert "0.00" not in cells[6]
+    assert cells[10] == f"{100 * (1 - 183137866 / 252572938):.1f}%"
+
+
+def test_csv_has_mean_std_and_counts_and_blank_for_missing(runs):
+    rows = list(csv.DictReader(io.StringIO(csv_text(collect([runs])))))
+    by = {r["pruned_model"]: r for r in rows}
+    assert int(by["A"]["finetune_runs"]) == 3 and int(by["B"]["scratch-E_runs"]) == 0
+    assert by["B"]["scratch-E_mean"] == "" and by["B"]["scratch-E_std"] == ""
+    assert float(by["A"]["scratch-B_mean"]) == pytest.approx(statistics.fmean(a["scratch-B"][0] for a in ACCS))
+    assert float(by["A"]["baseline_std"]) == pytest.approx(statistics.stdev(a["baseline"][0] for a in ACCS))
+    assert int(by["A"]["flops_pruned"]) == 226390090
+
+
+def test_relative_sources_from_the_args_are_linked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_experiment("logs", 1, ACCS[0], absolute=False)
+    row = collect(["logs"])[("cifar10", "resnet-56", "l1-norm", "A")]
+    assert len(row["finetune"]) == 1 and len(row["scratch-B"]) == 1
+
+
+def test_plot_has_labelled_axes_and_a_series_per_stage(runs, tmp_path):
+    rows = collect([runs])
+    fig = plot_family(rows, ("cifar10", "resnet-56", "l1-norm"), "best")
+    flops_ax, params_ax = fig.axes[:2]
+    assert "FLOPs" in flops_ax.get_xlabel() and "accuracy" in flops_ax.get_ylabel()
+    assert "param" in params_ax.get_xlabel()
+    labels = [t.get_text() for t in flops_ax.get_legend().get_texts()]
+    assert labels[0].startswith("baseline") and {"fine-tuned", "scratch-E", "scratch-B"} <= set(labels)
+    written = write_outputs(rows, str(tmp_path / "out"), "best")
+    png = [p for p in written if p.endswith(".png")]
+    assert len(png) == 1 and open(png[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(png[0]) > 10000
+
+
+def test_command_line(runs, tmp_path):
+    out = tmp_path / "results"
+    proc = run(["-m", "utils.results", runs, "--out", out, "--no-plot"], cwd=ROOT)
+    assert (out / "results.md").read_text().count("| cifar10 |") == 2
+    assert (out / "results.csv").exists() and not list(out.glob("*.png"))
+    assert "missing" in proc.stdout
+    proc = run(["-m", "utils.results", tmp_path / "nothing", "--out", out], cwd=ROOT, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "nothing" in proc.stderr

@@ -1,0 +1,263 @@
+"""Collect finished runs into the paper's tables and plots: every number from the runs' own files.
+
+    python -m utils.results logs/ --out results/            # tables (markdown + CSV) and plots (PNG)
+    python -m utils.results logs/l1-norm logs/slimming --out results/ --metric final --no-plot
+
+Each ``prune.json`` under the given folders is one pruned model: its ``source`` names the baseline
+checkpoint (whose folder holds the baseline's ``summary.json``), and the fine-tune / scratch-E / scratch-B
+runs are the ``summary.json`` files whose source is that pruned checkpoint. Runs of the same setting
+(dataset, model, method, pruned model) with different seeds are one row: mean ± sample std over the runs
+that finished, with their number. A stage with no finished run shows as ``missing``, never as zero.
+Accuracy is the best test accuracy over epochs (``--metric best``, what the reference records and the
+paper reports) or the last epoch's (``--metric final``).
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import statistics
+import sys
+
+STAGES = ("baseline", "finetune", "scratch-E", "scratch-B")
+STAGE_TITLES = {"baseline": "baseline", "finetune": "fine-tuned", "scratch-E": "scratch-E", "scratch-B": "scratch-B"}
+COLUMNS = ["dataset", "model", "method", "pruned model", "baseline", "fine-tuned", "scratch-E", "scratch-B",
+           "params", "FLOPs", "FLOPs pruned", "params pruned"]
+
+
+def _load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        from utils.errors import UserError
+        raise UserError(f"{path}: not a readable results file ({exc})") from None
+
+
+def _norm(path, base=None):
+    if path is None:
+        return None
+    if not os.path.isabs(path) and base is not None and not os.path.exists(path):
+        path = os.path.join(base, path)
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _source_of(summary):
+    """The checkpoint a fine-tune / scratch run started from (absolute, as recorded)."""
+    if summary.get("source"):
+        return summary["source"]
+    args = summary.get("args") or {}
+    for key in ("refine", "scratch", "pruned"):
+        if args.get(key):
+            return args[key]
+    return None
+
+
+def pruned_label(record):
+    """How the paper names a pruned model: the variant, the ratio or the rate of its rule."""
+    if record.get("variant"):
+        return str(record["variant"])
+    for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}")):
+        if record.get(key) is not None:
+            return fmt.format(record[key])
+    return "pruned"
+
+
+def scan(roots):
+    """(prune records, summaries), each a list of (folder, dict)."""
+    prunes, summaries = [], []
+    for root in roots:
+        if not os.path.isdir(root):
+            from utils.errors import UserError
+            raise UserError(f"{root}: no such folder")
+        for folder, _dirs, files in os.walk(root):
+            if "prune.json" in files:
+                prunes.append((os.path.abspath(folder), _load(os.path.join(folder, "prune.json"))))
+            if "summary.json" in files:
+                summaries.append((os.path.abspath(folder), _load(os.path.join(folder, "summary.json"))))
+    return prunes, summaries
+
+
+def collect(roots, metric="best"):
+    """Rows of the paper's table: {key fields, stage -> [accuracies], params, flops, ...}."""
+    prunes, summaries = scan(roots)
+    by_folder = {folder: s for folder, s in summaries}
+    branches = {}  # pruned checkpoint's folder -> {stage: summary}
+    for folder, s in summaries:
+        if s.get("stage") in ("finetune", "scratch-E", "scratch-B"):
+            src = _norm(_source_of(s))
+            if src:
+                branches.setdefault(os.path.dirname(src), []).append(s)
+    key_of = f"{metric}_prec1"
+    rows = {}
+    for folder, rec in sorted(prunes, key=lambda p: p[0]):
+        base_folder = os.path.dirname(_norm(rec.get("source"))) if rec.get("source") else None
+        base = by_folder.get(base_folder)
+        arch = rec.get("arch") or (base or {}).get("arch") or "?"
+        depth = rec.get("depth") or (base or {}).get("depth") or ""
+        dataset = rec.get("dataset") or (base or {}).get("dataset") or "?"
+        key = (dataset, f"{arch}-{depth}" if depth else arch, rec.get("method", "?"), pruned_label(rec))
+        row = rows.setdefault(key, {"runs": 0, **{s: [] for s in STAGES}, "params": [], "flops": [],
+                                    "params_pruned": [], "flops_pruned": []})
+        row["runs"] += 1
+        if base and base.get(key_of) is not None:
+            row["baseline"].append(base[key_of])
+        for s in branches.get(folder, []):
+            if s.get(key_of) is not None:
+                row[s["stage"]].append(s[key_of])
+        for k, rk in (("params", "params_base"), ("flops", "flops_base"), ("params_pruned", "params_pruned"),
+                      ("flops_pruned", "flops_pruned")):
+            if rec.get(rk) is not None:
+                row[k].append(rec[rk])
+    return rows
+
+
+def mean_std(values):
+    if not values:
+        return None, None, 0
+    m = statistics.fmean(values)
+    return m, (statistics.stdev(values) if len(values) > 1 else None), len(values)
+
+
+def fmt_acc(values):
+    m, s, n = mean_std(values)
+    if m is None:
+        return "missing"
+    text = f"{100 * m:.2f}"
+    if s is not None:
+        text += f" ± {100 * s:.2f}"
+    return text + f" ({n})"
+
+
+def fmt_count(values):
+    if not values:
+        return "missing"
+    v = statistics.fmean(values)
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}K"
+
+
+def markdown(rows, metric):
+    lines = [f"Test accuracy (%), {metric} over epochs: mean ± sample std (number of runs); params and FLOPs "
+             "(reference convention) of the unpruned -> pruned model; ratio = FLOPs pruned away.", "",
+             "| dataset | model | method | pruned model | baseline | fine-tuned | scratch-E | scratch-B | "
+             "params | FLOPs | FLOPs pruned |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(rows):
+        r = rows[key]
+        fl, fp = r["flops"], r["flops_pruned"]
+        ratio = f"{100 * (1 - statistics.fmean(fp) / statistics.fmean(fl)):.1f}%" if fl and fp else "missing"
+        lines.append("| " + " | ".join(list(key) + [fmt_acc(r[s]) for s in STAGES] + [
+            f"{fmt_count(r['params'])} -> {fmt_count(r['params_pruned'])}",
+            f"{fmt_count(r['flops'])} -> {fmt_count(r['flops_pruned'])}", ratio]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(rows):
+    out = io.StringIO()
+    w = csv.writer(out)
+    header = ["dataset", "model", "method", "pruned_model"]
+    for s in STAGES:
+        header += [f"{s}_mean", f"{s}_std", f"{s}_runs"]
+    header += ["params", "params_pruned", "flops", "flops_pruned", "flops_pruned_away"]
+    w.writerow(header)
+    for key in sorted(rows):
+        r = rows[key]
+        line = list(key)
+        for s in STAGES:
+            m, sd, n = mean_std(r[s])
+            line += ["" if m is None else f"{m:.6f}", "" if sd is None else f"{sd:.6f}", n]
+        mean = (lambda v: statistics.fmean(v) if v else None)
+        p, pp, f, fp = mean(r["params"]), mean(r["params_pruned"]), mean(r["flops"]), mean(r["flops_pruned"])
+        line += ["" if v is None else int(round(v)) for v in (p, pp, f, fp)]
+        line.append("" if not (f and fp) else f"{1 - fp / f:.6f}")
+        w.writerow(line)
+    return out.getvalue()
+
+
+def plot_family(rows, family, metric):
+    """Figure for one (dataset, model, method): accuracy against FLOPs and against params, one series per
+    stage across the pruned models; the baseline as a horizontal band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    keys = sorted((k for k in rows if k[:3] == family), key=lambda k: -statistics.fmean(rows[k]["flops_pruned"] or [0]))
+    markers = {"finetune": "o", "scratch-E": "s", "scratch-B": "^"}
+    for ax, cost, xlabel in ((axes[0], "flops_pruned", "FLOPs per image (reference convention)"),
+                             (axes[1], "params_pruned", "parameters")):
+        base = [v for k in keys for v in rows[k]["baseline"]]
+        if base:
+            m, s, n = mean_std(base)
+            ax.axhline(100 * m, color="black", lw=1, label=f"baseline ({n} runs)")
+            if s:
+                ax.axhspan(100 * (m - s), 100 * (m + s), color="black", alpha=0.08)
+        for stage in ("finetune", "scratch-E", "scratch-B"):
+            pts = [(statistics.fmean(rows[k][cost]), *mean_std(rows[k][stage])[:2], k[3])
+                   for k in keys if rows[k][stage] and rows[k][cost]]
+            if not pts:
+                continue
+            xs, ys, es = [p[0] for p in pts], [100 * p[1] for p in pts], [100 * (p[2] or 0) for p in pts]
+            ax.errorbar(xs, ys, yerr=es, marker=markers[stage], capsize=3, label=STAGE_TITLES[stage])
+            for x, y, lbl in zip(xs, ys, [p[3] for p in pts]):
+                if stage == "finetune":
+                    ax.annotate(lbl, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"test accuracy (%), {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{family[2]}: {family[1]} on {family[0]}")
+    fig.tight_layout()
+    return fig
+
+
+def family_filename(family):
+    return "_".join(str(p).replace("/", "-").replace(" ", "") for p in family) + ".png"
+
+
+def write_outputs(rows, out, metric, plot=True):
+    from utils.checkpoint import _atomic_write
+    os.makedirs(out, exist_ok=True)
+    written = []
+    for name, text in (("results.md", markdown(rows, metric)), ("results.csv", csv_text(rows))):
+        path = os.path.join(out, name)
+        _atomic_write(path, lambda f, t=text: f.write(t.encode()))
+        written.append(path)
+    if plot:
+        import matplotlib.pyplot as plt
+        for family in sorted({k[:3] for k in rows}):
+            fig = plot_family(rows, family, metric)
+            path = os.path.join(out, family_filename(family))
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110)
+            plt.close(fig)
+            _atomic_write(path, lambda f, b=buf.getvalue(): f.write(b))
+            written.append(path)
+    return written
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="folders holding runs (searched recursively)")
+    p.add_argument("--out", default="results", help="output folder (default: %(default)s)")
+    p.add_argument("--metric", choices=["best", "final"], default="best",
+                   help="best test accuracy over epochs (the reference's) or the last epoch's (default: best)")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
+                   help="write a PNG per (dataset, model, method); needs matplotlib (default: on)")
+    args = p.parse_args(argv)
+    from utils.errors import UserError
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UserError("--plot needs matplotlib (pip install matplotlib), or pass --no-plot") from None
+    rows = collect(args.runs, args.metric)
+    if not rows:
+        raise UserError(f"no prune.json under {' '.join(args.runs)}: nothing to tabulate")
+    for path in write_outputs(rows, args.out, args.metric, args.plot):
+        print(f"wrote {path}")
+    print(markdown(rows, args.metric))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from utils.errors import run_main
+    run_main(main)
