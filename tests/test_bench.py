@@ -55,3 +55,44 @@ def test_bench_errors_and_help(tmp_path):
     helptext = run([BENCH, "--help"]).stdout
     for flag in ("--data", "--images", "--epochs", "--workers", "--threads", "ratio"):
         assert flag in helptext
+
+
+LATENCY = ROOT / "bench" / "latency.py"
+TRAIN_STEP = ROOT / "bench" / "train_step.py"
+
+
+def test_latency_bench_prints_rows_with_the_flops_ratio_and_a_ratio_line():
+    proc = run([LATENCY, "--models", "resnet56-B", "--batch-sizes", 1, 2, "--min-seconds", 0, "--min-reps", 1,
+                "--no-cuda", "--threads", 1])
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("machine: ")
+    rows = [line for line in lines if line.startswith("| resnet56-B |")]
+    assert len(rows) == 2
+    quotients = []
+    for row, batch in zip(rows, (1, 2)):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "cpu" and cells[2] == str(batch)
+        assert cells[3] == "1.379"  # FLOPs(ResNet-56) / FLOPs(ResNet-56-B) in the reference convention
+        base, pruned, speedup, q = map(float, cells[4:8])
+        assert base > 0 and pruned > 0
+        assert abs(speedup - base / pruned) <= 0.01 * speedup + 0.002
+        assert abs(q - speedup / 1.379) <= 0.01
+        quotients.append(q)
+    m = re.fullmatch(r"ratio: ([0-9.]+)", lines[-1])
+    assert m and abs(float(m.group(1)) - (quotients[0] * quotients[1]) ** 0.5) <= 0.02
+
+
+def test_train_step_bench_prints_both_loops_and_their_ratio():
+    proc = run([TRAIN_STEP, "--arch", "resnet", "--depth", 20, "--images", 64, "--batch-size", 32,
+                "--workers", 0, "--device", "cpu", "--threads", 1])
+    lines = proc.stdout.strip().splitlines()
+    ref = float(re.search(FIGURE, next(x for x in lines if x.startswith("reference loop"))).group(1).replace(",", ""))
+    ours = float(re.search(FIGURE, next(x for x in lines if x.startswith("engine"))).group(1).replace(",", ""))
+    m = re.fullmatch(r"ratio: ([0-9.]+)", lines[-1])
+    assert m and abs(float(m.group(1)) - ours / ref) <= 0.01 * ours / ref + 0.006
+
+
+def test_new_benches_reject_bad_input():
+    for script, flag in ((LATENCY, "--batch-sizes"), (TRAIN_STEP, "--images")):
+        proc = run([script, flag, 0], check=False)
+        assert proc.returncode == 2 and flag in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
