@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # One whole L1-norm experiment: baseline -> prune -> fine-tune, scratch-E, scratch-B.
 # Run by run_vgg16.sh / run_resnet56.sh / run_resnet110.sh, which set ARCH and DEPTH.
-# Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [-v A|B] [--seed S] [-- extra flags]
+# Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [-v A|B] [--seeds "1 2 3"] [-- extra flags]
 # Extra flags after "--" go to every training stage (e.g. -- --device cuda --amp --channels-last).
-# Finished stages (summary.json / pruned.pth.tar present) are skipped; interrupted ones resume.
+# One experiment per seed, in SAVE/seedS (default SAVE: logs/l1-norm/DATASET/MODEL). Finished stages
+# (summary.json / pruned.pth.tar present) are skipped; interrupted ones resume.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
 
-DATASET=cifar10; VARIANT=A; SEED=1; DATA=(); SAVE=""; EXTRA=()
+DATASET=cifar10; VARIANT=A; SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dataset) DATASET="$2"; shift 2 ;;
     --save) SAVE="$2"; shift 2 ;;
     --data) DATA=(--data "$2"); shift 2 ;;
     -v) VARIANT="$2"; shift 2 ;;
-    --seed) SEED="$2"; shift 2 ;;
+    --seed|--seeds) SEEDS="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,7p' "$HERE/experiment.sh"; exit 0 ;;
     *) echo "$(basename "$0"): error: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -25,8 +26,10 @@ done
 case "$VARIANT" in A|B) ;; *) echo "$(basename "$0"): error: -v must be A or B, not $VARIANT" >&2; exit 2 ;; esac
 NAME="${ARCH}${DEPTH}"
 [ "$ARCH" = vgg ] || NAME="${NAME}-${VARIANT}"
-SAVE="${SAVE:-logs/l1-norm/$DATASET/$NAME/seed$SEED}"
-COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
+ROOT_SAVE="${SAVE:-logs/l1-norm/$DATASET/$NAME}"
+for SEED in $SEEDS; do
+  case "$SEED" in ''|*[!0-9]*) echo "$(basename "$0"): error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
+done
 
 stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume if interrupted
   local dir="$1"; shift
@@ -37,13 +40,17 @@ stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume 
   "$PYTHON" "$@" --save "$dir" "${resume[@]}" "${EXTRA[@]}"
 }
 
-stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" --arch "$ARCH" --depth "$DEPTH" --epochs 160 --lr 0.1
-if [ ! -f "$SAVE/pruned/pruned.pth.tar" ]; then
-  echo "== $SAVE/pruned"
-  "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" -v "$VARIANT" \
-      --model "$SAVE/baseline/checkpoint.pth.tar" --save "$SAVE/pruned"
-fi
-stage "$SAVE/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$SAVE/pruned/pruned.pth.tar" --epochs 40 --lr 0.001
-stage "$SAVE/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget E --epochs 160
-stage "$SAVE/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget B --epochs 160
-echo "== results in $SAVE (summary.json per stage, prune.json)"
+for SEED in $SEEDS; do
+  SAVE="$ROOT_SAVE/seed$SEED"
+  COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
+  stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" --arch "$ARCH" --depth "$DEPTH" --epochs 160 --lr 0.1
+  if [ ! -f "$SAVE/pruned/pruned.pth.tar" ]; then
+    echo "== $SAVE/pruned"
+    "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" -v "$VARIANT" \
+        --model "$SAVE/baseline/checkpoint.pth.tar" --save "$SAVE/pruned"
+  fi
+  stage "$SAVE/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$SAVE/pruned/pruned.pth.tar" --epochs 40 --lr 0.001
+  stage "$SAVE/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget E --epochs 160
+  stage "$SAVE/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget B --epochs 160
+  echo "== results in $SAVE (summary.json per stage, prune.json)"
+done
