@@ -69,14 +69,19 @@ def count_flops(model, image_size=None, in_channels=None, rule="dense"):
     return _probe(model, image_size, in_channels, flops)
 
 
-def count_macs(model, image_size=None, in_channels=None):
-    """Multiply-accumulates of convs and linears per image (Li et al.'s "FLOPs")."""
+def count_macs(model, image_size=None, in_channels=None, rule="dense"):
+    """Multiply-accumulates of convs and linears per image (Li et al.'s "FLOPs"); rule 'nonzero' counts
+    only the nonzero conv weights (unstructured masks)."""
     spec = getattr(model, "spec", None)
     image_size = image_size or spec.image_size
     in_channels = in_channels or spec.in_channels
+    if rule not in ("dense", "nonzero"):
+        raise ValueError(f"rule must be 'dense' or 'nonzero', not {rule!r}")
 
     def macs(m, x, out):
         if isinstance(m, nn.Conv2d):
+            if rule == "nonzero":
+                return int(torch.count_nonzero(m.weight)) * _conv_out_positions(out)
             kk = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
             return kk * m.out_channels * _conv_out_positions(out)
         if isinstance(m, nn.Linear):
