@@ -39,11 +39,19 @@ def model_options(model_args):
     return options
 
 
+def apply_arch_aliases(args, aliases):
+    """A method's own spelling of --arch (e.g. the reference slimming scripts' 'resnet' for the PreResNet)
+    becomes the model name, in place."""
+    if aliases and getattr(args, "arch", None) in aliases:
+        args.arch = aliases[args.arch]
+
+
 # ------------------------------------------------------------------------------------------- train
-def train_main(description, argv=None, defaults=None, hooks_factory=None, extra_args=()):
+def train_main(description, argv=None, defaults=None, hooks_factory=None, extra_args=(), arch_aliases=None):
     classes = (ModelArgs, DataArgs, TrainArgs) + tuple(extra_args)
     parsed = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
     model_args, data_args, train_args = parsed[:3]
+    apply_arch_aliases(model_args, arch_aliases)
     options = model_options(model_args)
     entry = model_entry(model_args.arch)
     if model_args.depth not in entry.depths:
@@ -88,11 +96,14 @@ def evaluate_if_possible(models, data_args, device, log):
 
 def prune_main(method, description, argv=None, extra_args=(), defaults=None, log=print):
     """Load a trained model, apply ``method.select`` and physically shrink it; write pruned.pth.tar and
-    prune.json. ``extra_args`` dataclasses are passed to the selection rule as keyword arguments."""
+    prune.json. ``extra_args`` dataclasses are passed to the selection rule as keyword arguments. The
+    method's optional ``check_source``, ``masked`` and ``describe`` add a warning about the source, the
+    masked model's accuracy (acc_masked) and extra record entries."""
     from utils.data import dataset_info
     classes = (PruneArgs, EvalDataArgs) + tuple(extra_args)
     parsed = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
     args, data_args = parsed[:2]
+    apply_arch_aliases(args, method.arch_aliases)
     rule_options = to_dict(*parsed[2:])
     info = dataset_info(data_args.dataset)
     ckpt = load_checkpoint(args.model, "--model")
@@ -103,13 +114,18 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
         supported = "; ".join(f"{a}: {', '.join(map(str, d))}" for a, d in method.archs.items())
         raise UserError(f"--model {args.model}: {method.name} pruning is defined for {supported}, "
                         f"not {spec.arch}-{spec.depth}")
+    if method.check_source is not None:
+        method.check_source(ckpt, model, args.model)
     keep = method.select(model, **rule_options)
     pruned = prune_channels(model, keep)
+    masked = method.masked(model, keep) if method.masked is not None else None
+    described = method.describe(model, keep, **rule_options) if method.describe is not None else {}
     base_costs, pruned_costs = model_costs(model), model_costs(pruned)
     check_writable(args.save)
     device = dist_utils.setup(args.device).device
-    acc_before, acc_after = evaluate_if_possible([model, pruned], data_args, device, log)
-    pruned = pruned.cpu()
+    accs = evaluate_if_possible([model, pruned] + ([masked] if masked is not None else []), data_args, device, log)
+    acc_before, acc_after = accs[:2]
+    model, pruned = model.cpu(), pruned.cpu()
     base_spec = model.spec.to_dict()
     record = {"method": method.name, **rule_options, "source": os.path.abspath(args.model),
               "cfg": list(pruned.spec.cfg), "cfg_base": list(spec.cfg),
@@ -118,15 +134,20 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
               "macs_base": base_costs["macs"], "macs_pruned": pruned_costs["macs"],
               "flops_ratio": base_costs["flops"] / pruned_costs["flops"],
               "acc_before": acc_before, "acc_after": acc_after}
+    if masked is not None:
+        record["acc_masked"] = accs[2]
+    record.update(described)
     save_checkpoint({**spec_fields(pruned, ckpt.get("dataset", info.name)), "state_dict": pruned.state_dict(),
                      "base_model": base_spec, "kept": {str(k): list(map(int, v)) for k, v in keep.items()},
                      "prune": record}, os.path.join(args.save, "pruned.pth.tar"))
     save_json(record, os.path.join(args.save, "prune.json"))
     fmt = (lambda a: "n/a" if a is None else f"{100 * a:.2f}%")
     log(f"{method.name}: {spec.arch}-{spec.depth} cfg {pruned.spec.cfg}")
+    masked_note = f" (masked model {fmt(record['acc_masked'])})" if masked is not None else ""
     log(f"params {base_costs['params']:,} -> {pruned_costs['params']:,}; FLOPs {base_costs['flops']:,} -> "
         f"{pruned_costs['flops']:,} (x{record['flops_ratio']:.5f}); MACs {base_costs['macs']:,} -> "
-        f"{pruned_costs['macs']:,}; test accuracy {fmt(acc_before)} -> {fmt(acc_after)}; saved to {args.save}")
+        f"{pruned_costs['macs']:,}; test accuracy {fmt(acc_before)} -> {fmt(acc_after)}{masked_note}; "
+        f"saved to {args.save}")
     return record
 
 
@@ -148,11 +169,12 @@ class FinetuneArgs:
     refine: Optional[str] = hp(None, "pruned checkpoint (pruned.pth.tar) whose weights are fine-tuned")
 
 
-def finetune_main(description, argv=None, defaults=None, hooks_factory=None):
+def finetune_main(description, argv=None, defaults=None, hooks_factory=None, arch_aliases=None):
     from utils.data import dataset_info
     defaults = {"epochs": 40, "lr": 0.001, "schedule": [], "save": "./logs/finetune", **(defaults or {})}
     classes = (FinetuneArgs, CheckArgs, DataArgs, TrainArgs)
     ft, check, data_args, train_args = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
+    apply_arch_aliases(check, arch_aliases)
     info = dataset_info(data_args.dataset)
     ckpt, model = _pruned_model(ft.refine, "--refine", check, info, load_weights=True)
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -185,11 +207,12 @@ def scratch_budget(ckpt, model, info, base_epochs, check):
     return epochs, {"flops_base": f_base, "flops_pruned": f_pruned, "flops_ratio": f_base / f_pruned}
 
 
-def scratch_main(description, argv=None, defaults=None, hooks_factory=None, init_fn=None):
+def scratch_main(description, argv=None, defaults=None, hooks_factory=None, init_fn=None, arch_aliases=None):
     from utils.data import dataset_info
     defaults = {"save": "./logs/scratch", **(defaults or {})}
     classes = (ScratchArgs, CheckArgs, DataArgs, TrainArgs)
     sc, check, data_args, train_args = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
+    apply_arch_aliases(check, arch_aliases)
     info = dataset_info(data_args.dataset)
     ckpt, model = _pruned_model(sc.scratch, "--scratch", check, info, load_weights=False)
     base_epochs = train_args.epochs

@@ -94,11 +94,34 @@ def model_from_checkpoint(ckpt, path, flag="--model", arch=None, depth=None, dat
         if arch is None or depth is None:
             raise UserError(f"{flag} {path}: a checkpoint without an architecture spec needs --arch and --depth")
         info = dataset_info
-        model = create_model(arch, depth, num_classes=info.num_classes, in_channels=info.in_channels,
-                             image_size=info.image_size, cfg=ckpt.get("cfg"), **options)
+        build = dict(num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size,
+                     cfg=ckpt.get("cfg"), **options)
+        model = create_model(arch, depth, **build)
+        selected = _selected_in_state(model, ckpt["state_dict"])
+        if selected is not None and "selected" not in options:
+            # a reference pruned.pth.tar carries its channel selections only in the state_dict; they are part
+            # of the architecture (a scratch run must keep them), so they go into the spec
+            try:
+                model = create_model(arch, depth, selected=selected, **build)
+            except UserError as exc:
+                raise UserError(f"{flag} {path}: selection indexes do not fit the cfg ({exc})") from None
     if load_weights:
         load_state(model, ckpt["state_dict"], path, flag)
     return model
+
+
+def _selected_in_state(model, state):
+    """Per channel-selection layer (module order) the channels ``state`` selects, when that differs from
+    what ``model`` was built with; None otherwise (no selection layers, indexes missing, or the same)."""
+    from models.layers import ChannelSelection
+    names = [n for n, m in model.named_modules() if isinstance(m, ChannelSelection)]
+    keys = [f"{n}.indexes" for n in names]
+    if not names or not all(k in state and torch.is_tensor(state[k]) for k in keys):
+        return None
+    selected = [torch.nonzero(state[k].flatten()).flatten().tolist() for k in keys]
+    if selected == [model.get_submodule(n).selected() for n in names]:
+        return None
+    return selected
 
 
 def load_state(model, state, path, flag):

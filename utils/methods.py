@@ -19,6 +19,13 @@ class Method:
     variants: tuple = ()
     train_hooks: object = None       # (args) -> list of engine hooks, for methods that change training
     notes: dict = field(default_factory=dict)
+    # optional, for prune_main: check_source(ckpt, model, path) may warn about the source checkpoint;
+    # masked(model, keep) -> the mask-implementation model whose accuracy is also reported (acc_masked);
+    # describe(model, keep, **options) -> extra prune.json entries (e.g. a threshold)
+    check_source: object = None
+    masked: object = None
+    describe: object = None
+    arch_aliases: dict = field(default_factory=dict)  # the reference's --arch spellings -> our model names
 
 
 def register_method(method):
