@@ -298,7 +298,9 @@ def checkpoint_masks(ckpt, model, path, flag):
     missing = [n for n in conv_weights(model) if n not in state]
     if missing:
         raise UserError(f"{flag} {path}: no masks and no weight {missing[0]} to read them from")
-    return {n: state[n].ne(0).cpu() for n in conv_weights(model)}
+    masks = {n: state[n].ne(0).cpu() for n in conv_weights(model)}
+    check_masks(model, masks, path, flag)  # e.g. a reference lottery file: compact cfg, full-size weights
+    return masks
 
 
 def layer_densities(masks):
