@@ -778,3 +778,33 @@ def test_sparsity_is_recorded_and_the_reference_arch_spelling_works(bad, tmp_pat
     assert ckpt["arch"] == "preresnet" and ckpt["depth"] == 20
     for rec in (ckpt["args"], summary["args"]):
         assert rec["sparsity_regularization"] is True and rec["s"] == 0.001
+
+
+@pytest.mark.parametrize("script,dataset,arch,depth,s,percents", [
+    ("run_vgg19.sh", "cifar10", "vgg", "19", "0.0001", ["0.7"]),
+    ("run_vgg19.sh", "cifar100", "vgg", "19", "0.0001", ["0.5"]),
+    ("run_preresnet164.sh", "cifar10", "resnet", "164", "0.00001", ["0.4", "0.6"]),
+    ("run_densenet40.sh", "cifar100", "densenet", "40", "0.00001", ["0.4", "0.6"]),
+])
+def test_run_scripts_follow_the_reference_commands(tmp_path, script, dataset, arch, depth, s, percents):
+    proc = subprocess.run(["bash", NS / script, dataset, "--dry-run", "--save", tmp_path], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    cmds = [line.split() for line in proc.stdout.splitlines() if not line.startswith("==")]
+    train = [c for c in cmds if c[1].endswith("train.py")]
+    assert len(train) == 2  # baseline and sparsity training, shared by every ratio
+    for c in train:
+        assert c[c.index("--arch") + 1] == arch and c[c.index("--depth") + 1] == depth
+        assert c[c.index("--dataset") + 1] == dataset and c[c.index("--epochs") + 1] == "160"
+    assert "-sr" not in train[0] and train[1][train[1].index("--s") + 1] == s
+    prunes = [c for c in cmds if c[1].endswith("prune.py")]
+    assert [c[c.index("--percent") + 1] for c in prunes] == percents
+    assert all(c[c.index("--model") + 1] == f"{tmp_path}/seed1/sparse/checkpoint.pth.tar" for c in prunes)
+    for c in cmds:
+        if c[1].endswith("finetune.py"):
+            assert (c[c.index("--epochs") + 1], c[c.index("--lr") + 1]) == ("40", "0.001")
+        if c[1].endswith("scratch.py"):
+            assert c[c.index("--epochs") + 1] == "160" and c[c.index("--budget") + 1] in ("E", "B")
+    assert sum(c[1].endswith("scratch.py") for c in cmds) == 2 * len(percents)
+    bad = subprocess.run(["bash", NS / script, "svhn", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "svhn" in bad.stderr

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One whole Network Slimming experiment: baseline, sparsity training (-sr --s S) -> prune --percent P (global
+# BN-scale threshold) -> fine-tune (40 epochs, lr 0.001), scratch-E (160 epochs), scratch-B (160 x FLOPs ratio).
+# Run by run_vgg19.sh / run_preresnet164.sh / run_densenet40.sh (they set ARCH, DEPTH, S and the ratios).
+# Usage: run_X.sh [cifar10|cifar100] [--dataset D] [--percent "P ..."] [--s S] [--seeds "1 2 3"] [--save DIR]
+#                 [--data DIR] [--no-baseline] [--dry-run] [-- extra flags]
+# Per seed: SAVE/seedS/{baseline,sparse} are shared by all ratios; each ratio P has SAVE/seedS/pP/{pruned,finetune,
+# scratch-E,scratch-B} (default SAVE: logs/network-slimming/DATASET/NAME). The baseline (no sparsity) is only the
+# "unpruned" accuracy of Table 4; pruning starts from the sparsity-trained model. Extra flags after "--" go to every
+# training stage (e.g. -- --device cuda --amp). Finished stages are skipped, interrupted ones resume; --dry-run
+# prints the commands instead of running them.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
+PROG="${PROG:-$(basename "$0")}"
+
+DATASET=cifar10; PERCENTS=""; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); DRY=0; BASELINE=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    cifar10|cifar100) DATASET="$1"; shift ;;
+    --dataset) DATASET="${2:?}"; shift 2 ;;
+    --percent|--percents) PERCENTS="${2:?}"; shift 2 ;;
+    --s) S="${2:?}"; shift 2 ;;
+    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
+    --save) SAVE="${2:?}"; shift 2 ;;
+    --data) DATA=(--data "${2:?}"); shift 2 ;;
+    --no-baseline) BASELINE=0; shift ;;
+    --dry-run) DRY=1; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,11p' "$HERE/experiment.sh"; exit 0 ;;
+    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$DATASET" in
+  cifar10) PERCENTS="${PERCENTS:-$PERCENTS_C10}" ;;
+  cifar100) PERCENTS="${PERCENTS:-$PERCENTS_C100}" ;;
+  *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
+esac
+for P in $PERCENTS; do
+  if ! awk -v p="$P" 'BEGIN { exit !(p ~ /^[0-9]*\.?[0-9]+$/ && p > 0 && p < 1) }'; then
+    echo "$PROG: error: --percent $P: must lie in (0, 1)" >&2; exit 2
+  fi
+done
+if ! awk -v s="$S" 'BEGIN { exit !(s ~ /^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$/) }'; then
+  echo "$PROG: error: --s $S: must be a non-negative number" >&2; exit 2
+fi
+for SEED in $SEEDS; do
+  case "$SEED" in ''|*[!0-9]*) echo "$PROG: error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
+done
+ROOT_SAVE="${SAVE:-logs/network-slimming/$DATASET/$NAME}"
+
+run() { if [ "$DRY" = 1 ]; then echo "$*"; else "$@"; fi; }
+stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume if interrupted
+  local dir="$1"; shift
+  if [ -f "$dir/summary.json" ]; then echo "== $dir: done, skipped"; return; fi
+  local resume=()
+  [ -f "$dir/checkpoint.pth.tar" ] && resume=(--resume auto)
+  echo "== $dir"
+  run "$PYTHON" "$@" --save "$dir" "${resume[@]}" "${EXTRA[@]}"
+}
+
+for SEED in $SEEDS; do
+  SAVE="$ROOT_SAVE/seed$SEED"
+  COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
+  MODEL=(--arch "$ARCH" --depth "$DEPTH")
+  if [ "$BASELINE" = 1 ]; then
+    stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" "${MODEL[@]}" --epochs 160 --lr 0.1
+  fi
+  stage "$SAVE/sparse" "$HERE/train.py" "${COMMON[@]}" "${MODEL[@]}" -sr --s "$S" --epochs 160 --lr 0.1
+  for P in $PERCENTS; do
+    RUN="$SAVE/p$P"
+    PRUNED="$RUN/pruned/pruned.pth.tar"
+    if [ ! -f "$PRUNED" ]; then
+      echo "== $RUN/pruned"
+      run "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --percent "$P" \
+          --model "$SAVE/sparse/checkpoint.pth.tar" --save "$RUN/pruned"
+    fi
+    stage "$RUN/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$PRUNED" --epochs 40 --lr 0.001
+    stage "$RUN/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget E --epochs 160 --lr 0.1
+    stage "$RUN/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget B --epochs 160 --lr 0.1
+    echo "== results in $RUN (summary.json per stage, prune.json)"
+  done
+done
