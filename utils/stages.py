@@ -69,6 +69,9 @@ class ModelArgs:
     bn1d_init: str = hp("uniform", "VGG (L1 variant): init of the head's BatchNorm1d gamma; 'uniform' = U(0, 1), "
                                    "PyTorch 0.3.1's default that the reference ran with; 'ones' = today's default",
                         choices=["uniform", "ones"])
+    compression_rate: Optional[float] = hp(None, "DenseNet: transitions keep floor(C // this) channels (the "
+                                                 "reference's --compressionRate; 2 for its densenet-100); "
+                                                 "default: the architecture's", flags=("--compressionRate",))
 
 
 def seed_everything(seed):

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One whole weight-level experiment: baseline -> prune (--percent) -> fine-tune, scratch-E, scratch-B.
+# Run by run_vgg19.sh / run_preresnet110.sh / run_densenet40.sh / run_densenet100.sh (they set ARCH, DEPTH).
+# Usage: run_X.sh [--dataset cifar10|cifar100] [--percent "0.3 0.8"] [--seeds "1 2 3"] [--save DIR] [--data DIR]
+#                 [--dry-run] [-- extra flags]
+# Per seed, SAVE/seedS/baseline is shared by all ratios; each ratio P has SAVE/seedS/pP/{pruned,finetune,scratch-E,
+# scratch-B} (default SAVE: logs/weight-level/DATASET/MODEL). Extra flags after "--" go to every training stage
+# (e.g. -- --device cuda --amp --channels-last). Finished stages (summary.json / pruned.pth.tar present) are
+# skipped; interrupted ones resume. --dry-run prints the commands instead of running them.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
+PROG="${PROG:-$(basename "$0")}"
+
+DATASET=cifar10; PERCENTS="0.3"; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); DRY=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dataset) DATASET="${2:?}"; shift 2 ;;
+    --percent|--percents) PERCENTS="${2:?}"; shift 2 ;;
+    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
+    --save) SAVE="${2:?}"; shift 2 ;;
+    --data) DATA=(--data "${2:?}"); shift 2 ;;
+    --dry-run) DRY=1; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
+    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$DATASET" in cifar10|cifar100) ;; *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;; esac
+for P in $PERCENTS; do
+  if ! awk -v p="$P" 'BEGIN { exit !(p ~ /^[0-9]*\.?[0-9]+$/ && p > 0 && p < 1) }'; then
+    echo "$PROG: error: --percent $P: must lie in (0, 1)" >&2; exit 2
+  fi
+done
+for SEED in $SEEDS; do
+  case "$SEED" in ''|*[!0-9]*) echo "$PROG: error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
+done
+ROOT_SAVE="${SAVE:-logs/weight-level/$DATASET/$NAME}"
+
+run() { if [ "$DRY" = 1 ]; then echo "$*"; else "$@"; fi; }
+stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume if interrupted
+  local dir="$1"; shift
+  if [ -f "$dir/summary.json" ]; then echo "== $dir: done, skipped"; return; fi
+  local resume=()
+  [ -f "$dir/checkpoint.pth.tar" ] && resume=(--resume auto)
+  echo "== $dir"
+  run "$PYTHON" "$@" --save "$dir" "${resume[@]}" "${EXTRA[@]}"
+}
+
+for SEED in $SEEDS; do
+  SAVE="$ROOT_SAVE/seed$SEED"
+  COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
+  # shellcheck disable=SC2086  # MODEL_FLAGS holds several words on purpose
+  stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" --arch "$ARCH" --depth "$DEPTH" ${MODEL_FLAGS:-} \
+    --epochs 160 --lr 0.1
+  for P in $PERCENTS; do
+    RUN="$SAVE/p$P"
+    PRUNED="$RUN/pruned/pruned.pth.tar"
+    if [ ! -f "$PRUNED" ]; then
+      echo "== $RUN/pruned"
+      run "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --percent "$P" \
+          --model "$SAVE/baseline/checkpoint.pth.tar" --save "$RUN/pruned"
+    fi
+    stage "$RUN/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$PRUNED" --epochs 40 --lr 0.001
+    stage "$RUN/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget E --epochs 160 --lr 0.1
+    stage "$RUN/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget B --epochs 160 --lr 0.1
+    echo "== results in $RUN (summary.json per stage, prune.json)"
+  done
+done

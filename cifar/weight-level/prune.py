@@ -1,0 +1,24 @@
+"""Prune a trained network by weight magnitude (Han et al. 2015), as the reference's cifar_prune.py does.
+
+One global threshold over the |w| of every conv weight: the value at position int(total * percent) of the
+ascending sort; weights with |w| > threshold are kept, the others set to exactly 0. The network keeps its
+size; the masks (bool, True = kept) are saved with it. Writes SAVE/pruned.pth.tar ({spec, state_dict, masks})
+and SAVE/prune.json (nonzero params, FLOPs (nonzero-weight rule) and MACs before/after, density, threshold,
+accuracy before/after when the dataset is at hand). --model may also be the reference's checkpoint (give
+--arch/--depth) or a state_dict of a torch.nn.utils.prune-pruned network (X.weight_orig / X.weight_mask).
+Example: python cifar/weight-level/prune.py --dataset cifar10 --percent 0.3 \\
+             --model logs/wl/vgg19/checkpoint.pth.tar --save logs/wl/vgg19/p0.3/pruned
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+from utils.branches import mask_prune_main  # noqa: E402
+from utils.errors import run_main  # noqa: E402
+from utils.methods import get_method  # noqa: E402
+
+
+if __name__ == "__main__":
+    method = get_method("weight-level")
+    run_main(lambda argv: mask_prune_main(method, __doc__, argv, extra_args=method.prune_args))
