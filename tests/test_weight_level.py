@@ -2,7 +2,6 @@
 reference's cifar_prune.py rule (ties at the threshold included), the nonzero-FLOPs costs, the scratch-B
 budget (and the bug-B2 flag), torch.nn.utils.prune interchange through the scripts, the run scripts, and bad
 input (one line naming the flag or file, nothing written)."""
-import copy
 import json
 import os
 import subprocess
@@ -21,7 +20,6 @@ from utils.branches import CheckArgs, _pruned_model, mask_prune_main
 from utils.checkpoint import save_checkpoint, spec_fields
 from utils.data import dataset_info
 from utils.flops import count_flops, count_macs, count_params
-from utils.masks import checkpoint_masks
 from utils.methods import get_method
 from utils.stages import TrainArgs, milestones
 
@@ -413,7 +411,8 @@ def test_run_scripts_dry_run(script, arch, depth, extra, tmp_path):
 
     assert (flag(train, "--arch"), flag(train, "--depth")) == (arch, str(depth))
     assert all(e in " ".join(train) for e in extra) and (not extra or "--compression-rate" not in " ".join(prune))
-    assert flag(prune, "--percent") == "0.5" and flag(prune, "--model") == f"{tmp_path}/seed1/baseline/checkpoint.pth.tar"
+    assert flag(prune, "--percent") == "0.5"
+    assert flag(prune, "--model") == f"{tmp_path}/seed1/baseline/checkpoint.pth.tar"
     assert (flag(train, "--epochs"), flag(train, "--lr")) == ("160", "0.1")
     assert (flag(ft, "--epochs"), flag(ft, "--lr")) == ("40", "0.001")
     assert (flag(se, "--budget"), flag(se, "--epochs"), flag(sb, "--budget")) == ("E", "160", "B")

@@ -27,7 +27,10 @@ while [ $# -gt 0 ]; do
     *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$DATASET" in cifar10|cifar100) ;; *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;; esac
+case "$DATASET" in
+  cifar10|cifar100) ;;
+  *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
+esac
 for P in $PERCENTS; do
   if ! awk -v p="$P" 'BEGIN { exit !(p ~ /^[0-9]*\.?[0-9]+$/ && p > 0 && p < 1) }'; then
     echo "$PROG: error: --percent $P: must lie in (0, 1)" >&2; exit 2
