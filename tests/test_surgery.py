@@ -15,6 +15,7 @@ SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 4
 WEIGHT_LEVEL_SMALL = {**{f"vgg{d}{bn}": d for d in (11, 13, 16, 19) for bn in ("", "_bn")},
                       "preresnet_wl": 20, "densenet_wl": 40, "densenet_bc": 40}
 SMALL.update(WEIGHT_LEVEL_SMALL)
+SMALL.setdefault("resnet_wl", 20)  # the lottery-ticket / weight-level CIFAR ResNet
 RTOL, ATOL = 1e-4, 1e-5
 
 
