@@ -63,7 +63,10 @@ def apply_arch_aliases(args, aliases):
 
 
 # ------------------------------------------------------------------------------------------- train
-def train_main(description, argv=None, defaults=None, hooks_factory=None, extra_args=(), arch_aliases=None):
+def train_main(description, argv=None, defaults=None, hooks_factory=None, extra_args=(), arch_aliases=None,
+               init_fn=None, stage="baseline"):
+    """``init_fn(model, info, *parsed)`` edits the new model (e.g. loads pretrained weights); ``stage`` names
+    the run, or is ``stage(*parsed) -> name``."""
     classes = (ModelArgs, DataArgs, TrainArgs) + tuple(extra_args)
     parsed = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
     model_args, data_args, train_args = parsed[:3]
@@ -78,11 +81,15 @@ def train_main(description, argv=None, defaults=None, hooks_factory=None, extra_
 
     def make_model(info):
         cfg = scale_cfg(default_cfg(model_args.arch, model_args.depth), model_args.width)
-        return create_model(model_args.arch, model_args.depth, num_classes=info.num_classes,
-                            in_channels=info.in_channels, image_size=info.image_size, cfg=cfg, **options)
+        model = create_model(model_args.arch, model_args.depth, num_classes=info.num_classes,
+                             in_channels=info.in_channels, image_size=info.image_size, cfg=cfg, **options)
+        if init_fn is not None:
+            init_fn(model, info, *parsed)
+        return model
 
     hooks = hooks_factory(*parsed) if hooks_factory else ()
-    return run_stage("baseline", make_model, data_args, train_args, hooks=hooks, hparams=(model_args,) + parsed[3:])
+    stage = stage if isinstance(stage, str) else stage(*parsed)
+    return run_stage(stage, make_model, data_args, train_args, hooks=hooks, hparams=(model_args,) + parsed[3:])
 
 
 # ------------------------------------------------------------------------------------------- prune
@@ -133,7 +140,7 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
     if method.check_source is not None:
         method.check_source(ckpt, model, args.model)
     keep = method.select(model, **rule_options)
-    pruned = prune_channels(model, keep)
+    pruned = method.shrink(model, keep, **rule_options) if method.shrink is not None else prune_channels(model, keep)
     masked = method.masked(model, keep) if method.masked is not None else None
     described = method.describe(model, keep, **rule_options) if method.describe is not None else {}
     base_costs, pruned_costs = model_costs(model), model_costs(pruned)

@@ -80,6 +80,7 @@ class TrainConfig:
     nesterov: bool = False
     milestones: list = field(default_factory=list)
     gamma: float = 0.1
+    gammas: list = None  # one factor per milestone, cumulative (SFP's --gammas); None = gamma at each
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
@@ -112,8 +113,16 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
         self.optimizer = torch.optim.SGD(self.module.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay, nesterov=config.nesterov)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(config.milestones),
-                                                              gamma=config.gamma)
+        if config.gammas:
+            steps = sorted(zip(config.milestones, config.gammas))
+
+            def factor(epoch):  # a plain function: LambdaLR saves only its epoch counter, so resume is exact
+                return math.prod(g for m, g in steps if epoch >= m)
+
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(config.milestones),
+                                                                  gamma=config.gamma)
         self.start_epoch, self.best_prec1, self.last_prec1 = 0, 0.0, None
         self.elapsed = 0.0
         self.history = []

@@ -26,6 +26,7 @@ class Method:
     masked: object = None
     describe: object = None
     arch_aliases: dict = field(default_factory=dict)  # the reference's --arch spellings -> our model names
+    shrink: object = None  # shrink(model, keep, **options) -> the smaller model; default surgery.prune_channels
 
 
 def register_method(method):

@@ -43,10 +43,15 @@ class TrainArgs:
     epochs: int = hp(160, "number of epochs")
     lr: float = hp(0.1, "initial learning rate")
     momentum: float = hp(0.9, "SGD momentum")
+    nesterov: bool = hp(False, "Nesterov momentum (the SFP scripts use it)")
     weight_decay: float = hp(1e-4, "L2 weight decay", flags=("--wd",))
-    schedule: list[float] = hp([0.5, 0.75], "multiply the LR by --gamma at these fractions of --epochs "
-                                            "(empty = constant LR)")
+    schedule: list[float] = hp([0.5, 0.75], "multiply the LR by --gamma at these fractions of --epochs, or "
+                                            "epochs with --schedule-unit epoch (empty = constant LR)")
     gamma: float = hp(0.1, "LR decay factor at each --schedule point")
+    gammas: list[float] = hp([], "one LR factor per --schedule point instead, applied cumulatively "
+                                 "(SFP's --gammas 10 0.2 0.2 0.2); empty = --gamma at every point")
+    schedule_unit: str = hp("fraction", "unit of --schedule: fractions of --epochs, or epochs (SFP)",
+                            choices=["fraction", "epoch"])
     seed: int = hp(1, "random seed (init, data order, augmentation)")
     save: str = hp("./logs", "output folder")
     resume: Optional[str] = hp(None, "continue from this checkpoint (model, optimizer, scheduler, RNG and data "
@@ -92,8 +97,26 @@ def validate_train_args(args):
         raise UserError(f"--lr {args.lr}: must be positive")
     if args.momentum < 0 or args.weight_decay < 0:
         raise UserError(f"--momentum {args.momentum} / --wd {args.weight_decay}: must not be negative")
-    if any(not 0 < f < 1 for f in args.schedule):
+    if args.schedule_unit == "epoch":
+        if any(m < 1 or m != int(m) for m in args.schedule):
+            raise UserError(f"--schedule {args.schedule}: epochs must be whole numbers of at least 1")
+    elif any(not 0 < f < 1 for f in args.schedule):
         raise UserError(f"--schedule {args.schedule}: fractions must lie in (0, 1)")
+    if args.gammas and len(args.gammas) != len(args.schedule):
+        raise UserError(f"--gammas {args.gammas}: needs one factor per --schedule point ({len(args.schedule)})")
+    if any(g <= 0 for g in args.gammas) or args.gamma <= 0:
+        raise UserError(f"--gamma {args.gamma} / --gammas {args.gammas}: factors must be positive")
+
+
+def lr_steps(args):
+    """(milestone epochs, per-milestone factors or None) of a TrainArgs; as ``milestones`` drops a fraction
+    that falls on epoch 0, its factor goes with it."""
+    if args.schedule_unit == "epoch":
+        steps = [int(m) for m in args.schedule]
+    else:
+        steps = [int(f * args.epochs) for f in args.schedule]
+    kept = [i for i, m in enumerate(steps) if m > 0]
+    return [steps[i] for i in kept], ([args.gammas[i] for i in kept] if args.gammas else None)
 
 
 def load_data(data_args):
@@ -161,9 +184,10 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         dist_utils.barrier(dinfo)
         costs = model_costs(model)
         train_loader, test_loader = make_loaders(info, train, test, data_args, train_args, dinfo)
+        steps, gammas = lr_steps(train_args)
         config = TrainConfig(epochs=train_args.epochs, lr=train_args.lr, momentum=train_args.momentum,
-                             weight_decay=train_args.weight_decay,
-                             milestones=milestones(train_args.schedule, train_args.epochs),
+                             weight_decay=train_args.weight_decay, nesterov=train_args.nesterov,
+                             milestones=steps, gammas=gammas,
                              gamma=train_args.gamma, amp=train_args.amp, channels_last=train_args.channels_last,
                              compile=train_args.compile, progress=train_args.progress,
                              tensorboard=train_args.tensorboard)
