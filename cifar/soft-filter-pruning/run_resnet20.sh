@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Soft Filter Pruning of ResNet-20 (He et al. 2018) as the Rethinking paper's SFP comparison: baseline (200 epochs)
+# -> SFP at --rate (kept fraction, default 0.7) -> scratch-E / scratch-B with the SFP mask; prune + fine-tune too.
+# Example: bash cifar/soft-filter-pruning/run_resnet20.sh --dataset cifar10 --rate 0.7 --save logs/sfp/r20 -- --device cuda
+DEPTH=20 exec bash "$(dirname "$0")/experiment.sh" "$@"
