@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One lottery-ticket experiment of the paper: winning ticket vs random init at each initial LR, by iterate.py.
+# Run by weight-level/run_*.sh and l1-norm-pruning/run_*.sh, which set METHOD, ARCH and DEPTH.
+# Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [--lrs "0.1 0.01"] [--seeds "1 2 3"]
+#                 [--rounds N] [--percent P] [--schedule iterative|oneshot] [-v "A B"] [--prune large|small|random]
+#                 [-- extra flags]
+# Extra flags after "--" go to every training stage (e.g. -- --device cuda --amp --channels-last).
+# One sweep per LR, seed (and L1 variant) in SAVE/lrLR/seedS[/V] (default SAVE: logs/lottery/METHOD/DATASET/MODEL);
+# the L1 variants of a seed share one dense run (SAVE/lrLR/seedS/dense). Rerunning resumes where it stopped.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
+
+DATASET=cifar10; LRS="0.1 0.01"; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); ROUNDS=5; PERCENT=0.2
+SCHEDULE=iterative; PRUNE=large; VARIANTS="${VARIANTS:-A}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dataset) DATASET="$2"; shift 2 ;;
+    --save) SAVE="$2"; shift 2 ;;
+    --data) DATA=(--data "$2"); shift 2 ;;
+    --lr|--lrs) LRS="$2"; shift 2 ;;
+    --seed|--seeds) SEEDS="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --percent) PERCENT="$2"; shift 2 ;;
+    --schedule) SCHEDULE="$2"; shift 2 ;;
+    -v) VARIANTS="$2"; shift 2 ;;
+    --prune) PRUNE="$2"; shift 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
+    *) echo "$(basename "$0"): error: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+for SEED in $SEEDS; do
+  case "$SEED" in ''|*[!0-9]*) echo "$(basename "$0"): error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
+done
+for V in $VARIANTS; do
+  case "$V" in A|B) ;; *) echo "$(basename "$0"): error: -v takes A and/or B, not '$V'" >&2; exit 2 ;; esac
+done
+ROOT_SAVE="${SAVE:-logs/lottery/$METHOD/$DATASET/${ARCH}${DEPTH}}"
+COMMON=(--method "$METHOD" --arch "$ARCH" --depth "$DEPTH" --dataset "$DATASET" "${DATA[@]}")
+
+for LR in $LRS; do
+  for SEED in $SEEDS; do
+    DIR="$ROOT_SAVE/lr$LR/seed$SEED"
+    if [ "$METHOD" = weight-level ]; then
+      echo "=== $DIR"
+      "$PYTHON" "$HERE/iterate.py" "${COMMON[@]}" --lr "$LR" --seed "$SEED" --rounds "$ROUNDS" --percent "$PERCENT" \
+          --schedule "$SCHEDULE" --save "$DIR" -- "${EXTRA[@]}"
+    else
+      for V in $VARIANTS; do
+        echo "=== $DIR/$V"
+        "$PYTHON" "$HERE/iterate.py" "${COMMON[@]}" --lr "$LR" --seed "$SEED" --rounds 1 -v "$V" --prune "$PRUNE" \
+            --dense "$DIR/dense" --save "$DIR/$V" -- "${EXTRA[@]}"
+      done
+    fi
+  done
+done
+echo "=== results: RESULTS.md and results.json in every sweep folder under $ROOT_SAVE"

@@ -1,0 +1,21 @@
+"""Zero whole filters of a trained VGG-16 / ResNet-56 / ResNet-110 by the L1-norm targets of Li et al.
+(VGG-16-A, ResNet-56/110-A/B with -v; the rule of cifar/l1-norm-pruning), keeping the network full-size so
+that a ticket can be rewound to its initialisation. --prune large keeps the filters with the largest L1
+norms (Li et al.), small the smallest, random a random subset of the same size. Exactly the filters not
+kept are zeroed (the reference zeroes filters 0 and 1 only, its bug B8). Writes SAVE/pruned.pth.tar
+(full-size weights and masks) and SAVE/prune.json (kept filters, the compact equivalent's cfg and FLOPs).
+Example: python lottery_ticket/l1-norm-pruning/prune.py --dataset cifar10 -v A \\
+             --model logs/lottery-l1/resnet56/dense/checkpoint.pth.tar --save logs/lottery-l1/resnet56/A
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+from utils.branches import mask_prune_main  # noqa: E402
+from utils.errors import run_main  # noqa: E402
+from utils.methods import get_method  # noqa: E402
+
+if __name__ == "__main__":
+    method = get_method("lottery-l1-norm")
+    run_main(lambda argv: mask_prune_main(method, __doc__, argv, extra_args=(method.prune_args,)))
