@@ -128,6 +128,10 @@ def sweep(argv=None, log=print):
                         "one round")
     if args.rounds < 1:
         raise UserError(f"--rounds {args.rounds}: must be at least 1")
+    if args.method == "weight-level" and not 0 < args.percent < 1:
+        raise UserError(f"--percent {args.percent}: must lie in (0, 1)")
+    if not 0 <= args.rewind_epoch < args.epochs:
+        raise UserError(f"--rewind-epoch {args.rewind_epoch}: must lie in [0, --epochs {args.epochs})")
     ratios = iterative_ratios(args.percent, args.rounds, of="all" if args.schedule == "oneshot" else "remaining")
     check_writable(args.save)
     check_settings(args, extra, args.save, log)

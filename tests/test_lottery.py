@@ -347,3 +347,32 @@ def test_collect_averages_seeds_per_round(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no results.json"):
         collect.collect([str(tmp_path / "empty")])
+
+
+def test_sweep_refuses_bad_input_before_any_work(tmp_path, cifar_dir):
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("lottery_iterate_bad", ROOT / "lottery_ticket" / "iterate.py")
+    iterate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(iterate)
+    base = ["--dataset", "cifar10", "--data", cifar_dir] + TINY
+    with pytest.raises(UserError, match="--rounds 2"):
+        iterate.sweep(["--method", "l1-norm", "--rounds", "2", "--save", str(tmp_path / "a")] + base)
+    with pytest.raises(UserError, match="--rounds 0"):
+        iterate.sweep(["--rounds", "0", "--save", str(tmp_path / "a")] + base)
+    for percent in ("1", "0"):
+        with pytest.raises(UserError, match="--percent"):
+            iterate.sweep(["--percent", percent, "--save", str(tmp_path / "a")] + base)
+    with pytest.raises(UserError, match="--rewind-epoch"):
+        iterate.sweep(["--rewind-epoch", "3", "--epochs", "3", "--save", str(tmp_path / "a")] + base)
+    assert not (tmp_path / "a").exists()
+    # a --save that holds a sweep with other settings is refused, and left as it was
+    (tmp_path / "b").mkdir()
+    recorded = {"method": "weight-level", "percent": 0.2, "extra": []}
+    (tmp_path / "b" / "sweep.json").write_text(json.dumps(recorded))
+    with pytest.raises(UserError, match="--percent 0.2"):
+        iterate.sweep(["--percent", "0.3", "--save", str(tmp_path / "b")] + base)
+    with pytest.raises(UserError, match="flags after --"):
+        iterate.sweep(["--percent", "0.2", "--save", str(tmp_path / "b")] + base + ["--", "--amp"])
+    assert json.loads((tmp_path / "b" / "sweep.json").read_text()) == recorded
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["sweep.json"]
