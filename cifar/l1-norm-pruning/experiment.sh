@@ -7,8 +7,7 @@
 # (summary.json / pruned.pth.tar present) are skipped; interrupted ones resume.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
+source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; VARIANT=A; SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
 while [ $# -gt 0 ]; do
@@ -20,35 +19,22 @@ while [ $# -gt 0 ]; do
     --seed|--seeds) SEEDS="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,7p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$(basename "$0"): error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$VARIANT" in A|B) ;; *) echo "$(basename "$0"): error: -v must be A or B, not $VARIANT" >&2; exit 2 ;; esac
+case "$VARIANT" in A|B) ;; *) echo "$PROG: error: -v must be A or B, not $VARIANT" >&2; exit 2 ;; esac
 NAME="${ARCH}${DEPTH}"
 [ "$ARCH" = vgg ] || NAME="${NAME}-${VARIANT}"
 ROOT_SAVE="${SAVE:-logs/l1-norm/$DATASET/$NAME}"
-for SEED in $SEEDS; do
-  case "$SEED" in ''|*[!0-9]*) echo "$(basename "$0"): error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
-done
+check_seeds $SEEDS
 
-stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume if interrupted
-  local dir="$1"; shift
-  if [ -f "$dir/summary.json" ]; then echo "== $dir: done, skipped"; return; fi
-  local resume=()
-  [ -f "$dir/checkpoint.pth.tar" ] && resume=(--resume auto)
-  echo "== $dir"
-  "$PYTHON" "$@" --save "$dir" "${resume[@]}" "${EXTRA[@]}"
-}
 
 for SEED in $SEEDS; do
   SAVE="$ROOT_SAVE/seed$SEED"
   COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
   stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" --arch "$ARCH" --depth "$DEPTH" --epochs 160 --lr 0.1
-  if [ ! -f "$SAVE/pruned/pruned.pth.tar" ]; then
-    echo "== $SAVE/pruned"
-    "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" -v "$VARIANT" \
-        --model "$SAVE/baseline/checkpoint.pth.tar" --save "$SAVE/pruned"
-  fi
+  prune_once "$SAVE/pruned" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" -v "$VARIANT" \
+      --model "$SAVE/baseline/checkpoint.pth.tar"
   stage "$SAVE/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$SAVE/pruned/pruned.pth.tar" --epochs 40 --lr 0.001
   stage "$SAVE/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget E --epochs 160
   stage "$SAVE/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget B --epochs 160

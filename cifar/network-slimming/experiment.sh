@@ -11,9 +11,7 @@
 # prints the commands instead of running them.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
-PROG="${PROG:-$(basename "$0")}"
+source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; PERCENTS=""; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); DRY=0; BASELINE=1
 while [ $# -gt 0 ]; do
@@ -37,28 +35,13 @@ case "$DATASET" in
   cifar100) PERCENTS="${PERCENTS:-$PERCENTS_C100}" ;;
   *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
 esac
-for P in $PERCENTS; do
-  if ! awk -v p="$P" 'BEGIN { exit !(p ~ /^[0-9]*\.?[0-9]+$/ && p > 0 && p < 1) }'; then
-    echo "$PROG: error: --percent $P: must lie in (0, 1)" >&2; exit 2
-  fi
-done
+check_fractions --percent $PERCENTS
 if ! awk -v s="$S" 'BEGIN { exit !(s ~ /^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$/) }'; then
   echo "$PROG: error: --s $S: must be a non-negative number" >&2; exit 2
 fi
-for SEED in $SEEDS; do
-  case "$SEED" in ''|*[!0-9]*) echo "$PROG: error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
-done
+check_seeds $SEEDS
 ROOT_SAVE="${SAVE:-logs/network-slimming/$DATASET/$NAME}"
 
-run() { if [ "$DRY" = 1 ]; then echo "$*"; else "$@"; fi; }
-stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume if interrupted
-  local dir="$1"; shift
-  if [ -f "$dir/summary.json" ]; then echo "== $dir: done, skipped"; return; fi
-  local resume=()
-  [ -f "$dir/checkpoint.pth.tar" ] && resume=(--resume auto)
-  echo "== $dir"
-  run "$PYTHON" "$@" --save "$dir" "${resume[@]}" "${EXTRA[@]}"
-}
 
 for SEED in $SEEDS; do
   SAVE="$ROOT_SAVE/seed$SEED"
@@ -71,11 +54,8 @@ for SEED in $SEEDS; do
   for P in $PERCENTS; do
     RUN="$SAVE/p$P"
     PRUNED="$RUN/pruned/pruned.pth.tar"
-    if [ ! -f "$PRUNED" ]; then
-      echo "== $RUN/pruned"
-      run "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --percent "$P" \
-          --model "$SAVE/sparse/checkpoint.pth.tar" --save "$RUN/pruned"
-    fi
+    prune_once "$RUN/pruned" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --percent "$P" \
+        --model "$SAVE/sparse/checkpoint.pth.tar"
     stage "$RUN/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$PRUNED" --epochs 40 --lr 0.001
     stage "$RUN/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget E --epochs 160 --lr 0.1
     stage "$RUN/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget B --epochs 160 --lr 0.1

@@ -5,14 +5,13 @@
 # pruning_resnet_longer_scratch.py), plus (beyond the reference) prune to the smaller network and fine-tune it.
 # Run by run_resnet20.sh / run_resnet32.sh / run_resnet56.sh / run_resnet110.sh, which set DEPTH.
 # Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [--rate R] [--start pretrained|scratch]
-#                 [--scratch-net masked|small] [--bug-b6] [--seed S] [-- extra flags for every training stage]
-# Finished stages (summary.json / pruned.pth.tar present) are skipped; interrupted ones resume.
+#                 [--scratch-net masked|small] [--bug-b6] [--seeds "1 2 3"] [-- extra flags]
+# One experiment per seed in SAVE/seedS. Finished stages are skipped; interrupted ones resume.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
+source "$HERE/../../utils/experiment_lib.sh"
 
-DATASET=cifar10; RATE=0.7; START=pretrained; NET=masked; B6=(); SEED=1; DATA=(); SAVE=""; EXTRA=()
+DATASET=cifar10; RATE=0.7; START=pretrained; NET=masked; B6=(); SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dataset) DATASET="$2"; shift 2 ;;
@@ -22,47 +21,38 @@ while [ $# -gt 0 ]; do
     --start) START="$2"; shift 2 ;;
     --scratch-net) NET="$2"; shift 2 ;;
     --bug-b6) B6=(--bug-b6); shift ;;
-    --seed) SEED="$2"; shift 2 ;;
+    --seed|--seeds) SEEDS="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$(basename "$0"): error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$START" in pretrained|scratch) ;; *) echo "$(basename "$0"): error: --start must be pretrained or scratch, not $START" >&2; exit 2 ;; esac
-case "$NET" in masked|small) ;; *) echo "$(basename "$0"): error: --scratch-net must be masked or small, not $NET" >&2; exit 2 ;; esac
-SAVE="${SAVE:-logs/sfp/$DATASET/resnet$DEPTH-rate$RATE-$START/seed$SEED}"
-COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
+case "$START" in pretrained|scratch) ;; *) echo "$PROG: error: --start must be pretrained or scratch, not $START" >&2; exit 2 ;; esac
+case "$NET" in masked|small) ;; *) echo "$PROG: error: --scratch-net must be masked or small, not $NET" >&2; exit 2 ;; esac
+check_seeds $SEEDS
+ROOT_SAVE="${SAVE:-logs/sfp/$DATASET/resnet$DEPTH-rate$RATE-$START}"
 ARCH=(--arch resnet_sfp --depth "$DEPTH")
-
-stage() {  # stage DIR SCRIPT ARGS...: run a training stage unless done; resume if interrupted
-  local dir="$1"; shift
-  if [ -f "$dir/summary.json" ]; then echo "== $dir: done, skipped"; return; fi
-  local resume=()
-  [ -f "$dir/checkpoint.pth.tar" ] && resume=(--resume auto)
-  echo "== $dir"
-  "$PYTHON" "$@" --save "$dir" "${resume[@]}" "${EXTRA[@]}"
-}
 
 # the SFP recipe (200 epochs, batch 128, Nesterov, wd 5e-4, --schedule 1 60 120 160 --gammas 10 0.2 0.2 0.2)
 # is every script's default; lr 0.01 unless --pretrained (0.001)
-stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" "${ARCH[@]}" --rate 1
-if [ "$START" = pretrained ]; then
-  stage "$SAVE/sfp" "$HERE/train.py" "${COMMON[@]}" "${ARCH[@]}" --rate "$RATE" \
-      --pretrained "$SAVE/baseline/checkpoint.pth.tar"
-else
-  stage "$SAVE/sfp" "$HERE/train.py" "${COMMON[@]}" "${ARCH[@]}" --rate "$RATE"
-fi
-if [ ! -f "$SAVE/pruned/pruned.pth.tar" ]; then
-  echo "== $SAVE/pruned"
-  "$PYTHON" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --model "$SAVE/sfp/checkpoint.pth.tar" \
-      --save "$SAVE/pruned"
-fi
-stage "$SAVE/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$SAVE/pruned/pruned.pth.tar"
-if [ "$NET" = masked ]; then
-  SCRATCH=(--masked --scratch "$SAVE/sfp/checkpoint.pth.tar")
-else
-  SCRATCH=(--scratch "$SAVE/pruned/pruned.pth.tar")
-fi
-stage "$SAVE/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" "${SCRATCH[@]}" --budget E
-stage "$SAVE/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" "${SCRATCH[@]}" --budget B "${B6[@]}"
-echo "== results in $SAVE (summary.json per stage, prune.json)"
+for SEED in $SEEDS; do
+  SAVE="$ROOT_SAVE/seed$SEED"
+  COMMON=(--dataset "$DATASET" "${DATA[@]}" --seed "$SEED")
+  stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" "${ARCH[@]}" --rate 1
+  if [ "$START" = pretrained ]; then
+    stage "$SAVE/sfp" "$HERE/train.py" "${COMMON[@]}" "${ARCH[@]}" --rate "$RATE" \
+        --pretrained "$SAVE/baseline/checkpoint.pth.tar"
+  else
+    stage "$SAVE/sfp" "$HERE/train.py" "${COMMON[@]}" "${ARCH[@]}" --rate "$RATE"
+  fi
+  prune_once "$SAVE/pruned" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --model "$SAVE/sfp/checkpoint.pth.tar"
+  stage "$SAVE/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$SAVE/pruned/pruned.pth.tar"
+  if [ "$NET" = masked ]; then
+    SCRATCH=(--masked --scratch "$SAVE/sfp/checkpoint.pth.tar")
+  else
+    SCRATCH=(--scratch "$SAVE/pruned/pruned.pth.tar")
+  fi
+  stage "$SAVE/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" "${SCRATCH[@]}" --budget E
+  stage "$SAVE/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" "${SCRATCH[@]}" --budget B "${B6[@]}"
+  echo "== results in $SAVE (summary.json per stage, prune.json)"
+done
