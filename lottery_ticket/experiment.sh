@@ -9,8 +9,7 @@
 # the L1 variants of a seed share one dense run (SAVE/lrLR/seedS/dense). Rerunning resumes where it stopped.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/.." && pwd)"
-PYTHON="${PYTHON:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3 )}"
+source "$HERE/../utils/experiment_lib.sh"
 
 DATASET=cifar10; LRS="0.1 0.01"; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); ROUNDS=5; PERCENT=0.2
 SCHEDULE=iterative; PRUNE=large; VARIANTS="${VARIANTS:-A}"
@@ -28,14 +27,12 @@ while [ $# -gt 0 ]; do
     --prune) PRUNE="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$(basename "$0"): error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-for SEED in $SEEDS; do
-  case "$SEED" in ''|*[!0-9]*) echo "$(basename "$0"): error: --seeds takes whole numbers, not '$SEED'" >&2; exit 2 ;; esac
-done
+check_seeds $SEEDS
 for V in $VARIANTS; do
-  case "$V" in A|B) ;; *) echo "$(basename "$0"): error: -v takes A and/or B, not '$V'" >&2; exit 2 ;; esac
+  case "$V" in A|B) ;; *) echo "$PROG: error: -v takes A and/or B, not '$V'" >&2; exit 2 ;; esac
 done
 ROOT_SAVE="${SAVE:-logs/lottery/$METHOD/$DATASET/${ARCH}${DEPTH}}"
 COMMON=(--method "$METHOD" --arch "$ARCH" --depth "$DEPTH" --dataset "$DATASET" "${DATA[@]}")
