@@ -6,7 +6,7 @@ branches:  fine-tune (inherited weights, small constant LR), scratch-E (fresh in
 """
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional
 
 import torch
@@ -103,6 +103,13 @@ class PruneArgs:
     device: str = hp("auto", "device for the accuracy check: cpu, cuda or auto")
 
 
+def source_options(ckpt):
+    """The options the source checkpoint was trained with beyond the shared model/data/training flags (SFP's
+    --rate, slimming's -sr --s): they are part of what a pruned model is (results.py labels rows by them)."""
+    shared = {f.name for cls in (ModelArgs, DataArgs, TrainArgs) for f in fields(cls)}
+    return {k: v for k, v in (ckpt.get("args") or {}).items() if k not in shared}
+
+
 def evaluate_if_possible(models, data_args, device, log):
     """Test accuracy of each model when the dataset is at hand; None (with a note) when it is not."""
     try:
@@ -151,7 +158,8 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
     model, pruned = model.cpu(), pruned.cpu()
     base_spec = model.spec.to_dict()
     record = {"method": method.name, **rule_options, "source": os.path.abspath(args.model),
-              "cfg": list(pruned.spec.cfg), "cfg_base": list(spec.cfg),
+              "source_options": source_options(ckpt), "arch": spec.arch, "depth": spec.depth,
+              "dataset": ckpt.get("dataset", info.name), "cfg": list(pruned.spec.cfg), "cfg_base": list(spec.cfg),
               "params_base": base_costs["params"], "params_pruned": pruned_costs["params"],
               "flops_base": base_costs["flops"], "flops_pruned": pruned_costs["flops"],
               "macs_base": base_costs["macs"], "macs_pruned": pruned_costs["macs"],
@@ -370,6 +378,7 @@ def mask_prune_main(method, description, argv=None, extra_args=(), defaults=None
     kept = sum(int(m.sum()) for m in masks.values())
     empty = empty_layers(masks)
     record = {"method": method.name, **rule_options, "source": os.path.abspath(args.model),
+              "source_options": source_options(ckpt),
               "arch": model.spec.arch, "depth": model.spec.depth, "dataset": ckpt.get("dataset", info.name),
               "cfg": list(model.spec.cfg),
               "params_total": count_params(model),

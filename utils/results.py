@@ -39,7 +39,7 @@ def _norm(path, base=None):
         return None
     if not os.path.isabs(path) and base is not None and not os.path.exists(path):
         path = os.path.join(base, path)
-    return os.path.normpath(os.path.abspath(path))
+    return os.path.realpath(path)  # a run reached through a symlink (a shared baseline) is the same run
 
 
 def _source_of(summary):
@@ -54,12 +54,14 @@ def _source_of(summary):
 
 
 def pruned_label(record):
-    """How the paper names a pruned model: the variant, the ratio or the rate of its rule."""
-    if record.get("variant"):
-        return str(record["variant"])
-    for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}")):
-        if record.get(key) is not None:
-            return fmt.format(record[key])
+    """How the paper names a pruned model: the variant, the ratio or the rate of its rule, given to the prune
+    step or, failing that, to the training of its source (``source_options``: SFP's --rate)."""
+    for rec in (record, record.get("source_options") or {}):
+        if rec.get("variant"):
+            return str(rec["variant"])
+        for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}")):
+            if rec.get(key) is not None:
+                return fmt.format(rec[key])
     return "pruned"
 
 
@@ -72,9 +74,9 @@ def scan(roots):
             raise UserError(f"{root}: no such folder")
         for folder, _dirs, files in os.walk(root):
             if "prune.json" in files:
-                prunes.append((os.path.abspath(folder), _load(os.path.join(folder, "prune.json"))))
+                prunes.append((os.path.realpath(folder), _load(os.path.join(folder, "prune.json"))))
             if "summary.json" in files:
-                summaries.append((os.path.abspath(folder), _load(os.path.join(folder, "summary.json"))))
+                summaries.append((os.path.realpath(folder), _load(os.path.join(folder, "summary.json"))))
     return prunes, summaries
 
 
