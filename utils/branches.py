@@ -71,11 +71,11 @@ def train_main(description, argv=None, defaults=None, hooks_factory=None, extra_
     parsed = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
     model_args, data_args, train_args = parsed[:3]
     apply_arch_aliases(model_args, arch_aliases)
-    options = model_options(model_args)
     entry = model_entry(model_args.arch)
     if model_args.depth not in entry.depths:
         raise UserError(f"--depth {model_args.depth} is not available for --arch {entry.name} "
                         f"(choose from {', '.join(map(str, entry.depths))})")
+    options = model_options(model_args)
     if model_args.width <= 0:
         raise UserError(f"--width {model_args.width}: must be positive")
 
