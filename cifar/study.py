@@ -1,0 +1,567 @@
+"""The reproduction study on real Fashion-MNIST, at a scale a CPU finishes: every CIFAR pruning method of this
+repo, on a small VGG and a small ResNet, at two pruning ratios, over three seeds; baseline -> prune ->
+fine-tune, scratch-E, scratch-B through the methods' own scripts (as subprocesses, the commands users run);
+then the paper-style table (markdown + CSV) and plots of utils/results.py.
+
+    python cifar/study.py --out study_runs/fashionmnist        # the whole study (hours; rerun to continue)
+    python cifar/study.py --quick                              # the same study at smoke scale (minutes)
+    python cifar/study.py --methods sfp weight-level --seeds 1 --dry-run     # print the commands only
+
+Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/share/datasets/fashion-mnist),
+the first --train-subset 2000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at
+--width 0.25 of their channels, E = --epochs 8. The budgets keep the paper's proportions: the trunk trains E
+epochs (the paper's 160; SFP's 200), fine-tuning round(E x 40/160) epochs at a constant lr 0.001 (SFP: 40/200),
+scratch-E E epochs, and scratch-B int(E x FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch scripts
+compute from the pruned checkpoint (this driver gives them E, never the count). Everything else is each method's
+own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at 50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after
+epoch 1 then x0.2 at 30/60/80% of E, as its 1/60/120/160 of 200). --quick: E 2, 256 / 256 images, width
+0.125, seed 1, out study_runs/fashionmnist-quick. This is a CPU-scale study, not the paper's setting.
+
+Settings (method: model, ratios; the trunk is what prune.py reads):
+  l1-norm           vgg16 (vgg-16 at --width): A, its only VGG configuration (Li et al. prune VGG-16 one way);
+                    resnet56 (resnet-56, full width: the rule is defined for 56/110 only): A and B.
+                    Trunk: the baseline, shared by A and B.
+  network-slimming  vgg11 (vgg_slim-11 at --width): 50% and 70% of the BN channels; preresnet20 (preresnet-20):
+                    40% and 60%. Trunk: sparsity training (-sr), shared by the ratios, with s = the paper's
+                    (1e-4 VGG, 1e-5 PreResNet) x --slimming-s-scale 100. The study has 256 SGD steps where
+                    the paper has 125k: with the paper's s the BN scales hardly move (pruning half of the
+                    VGG's channels leaves it at chance, as without sparsity), and s x 489 (the step ratio)
+                    collapses training (53% against 77%); x100 costs the VGG 1.5 points and it keeps 70%
+                    right after half of its channels go (a sweep of s on seed 1 at this scale).
+  sfp               resnet20 (resnet_sfp-20): rate 0.7 and 0.6 (30% and 40% of the filters zeroed in every
+                    conv). Trunk: SFP training from scratch at that rate (one per ratio); prune.py then drops
+                    the zeroed conv_a filters, and fine-tune / scratch train that smaller network.
+  weight-level      vgg11_bn (vgg11_bn at --width): 30% and 80% of the conv weights; preresnet20
+                    (preresnet_wl-20): 30% and 80%. Trunk: the baseline, shared; masks enforced afterwards.
+The table's "baseline" column is the accuracy of the trunk: the unpruned network for l1-norm and weight-level,
+the sparsity-trained one for network-slimming, the soft-pruned full-size network (SFP's own result) for sfp.
+
+Layout: OUT/<method>/<model>/<ratio>/seed<k>/{baseline,pruned,finetune,scratch-E,scratch-B} (the trunk folder
+is 'sparse' for network-slimming and 'sfp' for sfp), each with the stage's log.txt. A trunk shared by the
+ratios lives under the first ratio; the others get a symlink to it, and their prune.json's "source" names the
+real folder, which is how utils/results.py finds it. OUT/study.json records the scale: a second invocation
+with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning)
+are skipped and interrupted ones continue (--resume auto), so a killed study goes on where it stopped when the
+same command runs again. --jobs stages run at once (default 2 on a 2-core CPU), each with --threads 1 torch
+thread: on this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order,
+seeds outermost, each once its input is finished. A failed stage stops the study (its log's last lines are
+shown; --keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md
+(this scale, then the table), results.csv, one PNG per (model, method), and the total wall time.
+
+Time, an ESTIMATE (the full study was not run): one-epoch timings of every model at the default scale, one
+thread, on this repo's 2-core CPU while other jobs shared it (s per epoch incl. the test pass: vgg-16 11,
+resnet-56 62, vgg_slim-11 6, preresnet-20 31, resnet_sfp-20 21, vgg11_bn 6, preresnet_wl-20 15; pruned
+networks measured or scaled), times the planned epochs (scratch-B from measured FLOPs ratios), plus ~9 s of
+start-up per training stage and 6-47 s per prune step (60 subprocesses per seed): 2.2 h per seed, 6.7 h for
+three seeds with --jobs 1, so about 3.5 h with the default --jobs 2 on an otherwise idle 2-core machine.
+ResNet-56 (which only the L1 rule allows) is 35% of it, the slimming PreResNet 23%. --quick over all four
+methods took 14.6 min with --jobs 1 (10 min of it start-up of its 60 subprocesses).
+"""
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from utils.errors import UserError, run_main  # noqa: E402
+from utils.hparams import OneLineParser  # noqa: E402
+
+DEFAULTS = {"epochs": 8, "train_subset": 2000, "test_subset": 2000, "width": 0.25, "seeds": [1, 2, 3],
+            "out": "study_runs/{dataset}"}
+QUICK = {"epochs": 2, "train_subset": 256, "test_subset": 256, "width": 0.125, "seeds": [1],
+         "out": "study_runs/{dataset}-quick"}
+TRAIN_SIZES = {"fashionmnist": 60000, "cifar10": 50000, "cifar100": 50000}
+SLIMMING_S_SCALE = 100  # see the docstring: the paper's s is too weak for a few hundred SGD steps
+FINETUNE_PAPER_EPOCHS = 40
+SFP_SCHEDULE = (0.3, 0.6, 0.8)  # SFP's LR milestones 60/120/160 of 200 epochs (after its epoch-1 warm-up)
+
+
+# ------------------------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Ratio:
+    name: str                  # folder name
+    prune: tuple = ()          # prune.py flags
+    trunk: tuple = ()          # trunk flags that depend on the ratio (SFP's --rate)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str                  # folder name
+    family: str                # vgg / resnet (for --models)
+    arch: str
+    depth: int
+    ratios: tuple
+    width: bool = False        # takes --width
+    s: float = None            # slimming: the paper's sparsity rate for this model
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    name: str
+    folder: str
+    trunk: str                 # the trunk's folder
+    shared_trunk: bool         # one trunk per seed for all ratios
+    paper_epochs: int          # the trunk's epochs in the paper (fine-tuning is 40 of them)
+    models: tuple
+    lr: tuple = ("--lr", "0.1")  # the trunk's and scratch runs' LR flags (the method's recipe)
+    trunk_flags: object = None   # (model, cfg) -> the trunk's method flags (slimming's -sr --s)
+    schedule: object = None      # E -> the LR milestones of the trunk and scratch runs (SFP's, in epochs)
+
+
+def _pct(p):
+    return Ratio(f"p{p}", ("--percent", str(p)))
+
+
+METHODS = {
+    "l1-norm": MethodPlan("l1-norm", "cifar/l1-norm-pruning", "baseline", True, 160, (
+        Model("vgg16", "vgg", "vgg", 16, (Ratio("A", ("-v", "A")),), width=True),
+        Model("resnet56", "resnet", "resnet", 56, (Ratio("A", ("-v", "A")), Ratio("B", ("-v", "B")))))),
+    "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", True, 160, (
+        Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.7)), width=True, s=1e-4),
+        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), s=1e-5)),
+        trunk_flags=lambda model, cfg: ["-sr", "--s", str(slimming_s(model.s, cfg))]),
+    "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", False, 200, (
+        Model("resnet20", "resnet", "resnet_sfp", 20,
+              tuple(Ratio(f"rate{r}", (), ("--rate", str(r))) for r in (0.7, 0.6))),), lr=(),
+        schedule=lambda e: ["--schedule"] + [str(x) for x in sfp_schedule(e)]),
+    "weight-level": MethodPlan("weight-level", "cifar/weight-level", "baseline", True, 160, (
+        Model("vgg11_bn", "vgg", "vgg11_bn", 11, (_pct(0.3), _pct(0.8)), width=True),
+        Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8))))),
+}
+
+
+@dataclass
+class Step:
+    label: str                 # "l1-norm/resnet56/B/seed1 scratch-B"
+    kind: str                  # train / prune
+    save: str
+    argv: list                 # script and flags, without --save / --resume
+    needs: list = field(default_factory=list)   # folders that must hold a finished step first
+    link: tuple = None         # (symlink, real folder) of a shared trunk
+
+
+def finished(step_kind, folder):
+    if step_kind == "prune":
+        return all(os.path.isfile(os.path.join(folder, f)) for f in ("prune.json", "pruned.pth.tar"))
+    return os.path.isfile(os.path.join(folder, "summary.json"))
+
+
+def sfp_schedule(epochs):
+    """SFP's milestones [1, 60, 120, 160] of 200 epochs, for E epochs: [1, 0.3 E, 0.6 E, 0.8 E] (at least 1)."""
+    return [1] + [max(1, int(f * epochs)) for f in SFP_SCHEDULE]
+
+
+def slimming_s(s, cfg):
+    """The paper's s x --slimming-s-scale."""
+    return float(f"{s * cfg['slimming_s_scale']:.3g}")
+
+
+def finetune_epochs(method, epochs):
+    return max(1, round(epochs * FINETUNE_PAPER_EPOCHS / method.paper_epochs))
+
+
+def plan(cfg, methods, models, seeds):
+    """Every step of the study, in the order they run (seeds outermost)."""
+    out, e = os.path.abspath(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
+    data = ["--dataset", cfg["dataset"], "--test-subset", str(cfg["test_subset"])]
+    data += ["--data", os.path.abspath(cfg["data"])] if cfg.get("data") else []
+    device = ["--device", cfg["device"]] if cfg.get("device") else []
+    steps = []
+    for seed in seeds:
+        train = data + ["--train-subset", str(cfg["train_subset"]), "--seed", str(seed), "--no-progress"]
+        train += device + ([] if cfg["tensorboard"] else ["--no-tensorboard"])
+        for name in methods:
+            m = METHODS[name]
+            script = lambda s: os.path.join(ROOT, m.folder, s)  # noqa: E731
+            for model in m.models:
+                if models and model.family not in models and model.name not in models:
+                    continue
+                arch = ["--arch", model.arch, "--depth", str(model.depth)]
+                arch += ["--width", str(cfg["width"])] if model.width else []
+                extra = m.trunk_flags(model, cfg) if m.trunk_flags else []
+                schedule = m.schedule(e) if m.schedule else []
+                shared = None
+                for ratio in model.ratios:
+                    run = os.path.join(out, m.name, model.name, ratio.name, f"seed{seed}")
+                    tag = f"{m.name}/{model.name}/{ratio.name}/seed{seed}"
+                    trunk = os.path.join(run, m.trunk)
+                    link = None
+                    if m.shared_trunk and shared is not None:
+                        link, trunk = (trunk, shared)
+                    else:
+                        steps.append(Step(f"{tag} {m.trunk}", "train", trunk,
+                                          [script("train.py")] + train + arch + extra + list(ratio.trunk)
+                                          + ["--epochs", str(e)] + list(m.lr) + schedule))
+                        shared = trunk
+                    pruned = os.path.join(run, "pruned")
+                    ckpt = os.path.join(pruned, "pruned.pth.tar")
+                    steps.append(Step(f"{tag} pruned", "prune", pruned,
+                                      [script("prune.py")] + data + device + list(ratio.prune)
+                                      + ["--model", os.path.join(trunk, "checkpoint.pth.tar")],
+                                      needs=[("train", trunk)], link=link and (link, trunk)))
+                    steps.append(Step(f"{tag} finetune", "train", os.path.join(run, "finetune"),
+                                      [script("finetune.py")] + train + ["--refine", ckpt, "--epochs",
+                                                                         str(finetune_epochs(m, e)), "--lr", "0.001"],
+                                      needs=[("prune", pruned)]))
+                    for budget in ("E", "B"):  # B: the script turns E into int(E x FLOPs ratio)
+                        steps.append(Step(f"{tag} scratch-{budget}", "train", os.path.join(run, f"scratch-{budget}"),
+                                          [script("scratch.py")] + train + ["--scratch", ckpt, "--budget", budget,
+                                                                            "--epochs", str(e)] + list(m.lr)
+                                          + schedule, needs=[("prune", pruned)]))
+    return steps
+
+
+# ------------------------------------------------------------------------------------------- running
+def command(step):
+    cmd = [sys.executable] + step.argv + ["--save", step.save]
+    if step.kind == "train" and os.path.isfile(os.path.join(step.save, "checkpoint.pth.tar")):
+        cmd += ["--resume", "auto"]
+    return cmd
+
+
+def make_link(link, target):
+    """A relative symlink from a ratio's trunk folder to the shared one (for browsing; nothing reads it)."""
+    if os.path.lexists(link):
+        return
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    try:
+        os.symlink(os.path.relpath(target, os.path.dirname(link)), link, target_is_directory=True)
+    except OSError:
+        pass  # a file system without symlinks: prune.json's source still names the real folder
+
+
+class Running:
+    """One step's subprocess; a thread copies its output to SAVE/log.txt (and, with --verbose, to stdout)."""
+
+    def __init__(self, step, env, verbose):
+        self.step, self.start = step, time.time()
+        os.makedirs(step.save, exist_ok=True)
+        cmd = command(step)
+        self.resumed = "--resume" in cmd
+        self.log = open(os.path.join(step.save, "log.txt"), "a")
+        self.log.write(f"$ {shlex.join(cmd)}\n")
+        self.log.flush()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env)
+        self.copier = threading.Thread(target=self._copy, args=(verbose,), daemon=True)
+        self.copier.start()
+
+    def _copy(self, verbose):
+        for line in self.proc.stdout:
+            self.log.write(line)
+            if verbose:
+                print(f"    {self.step.label}: {line}", end="", flush=True)
+
+    def poll(self):
+        rc = self.proc.poll()
+        if rc is not None:
+            self.copier.join()
+            self.log.close()
+        return rc
+
+
+def execute(steps, jobs, threads, verbose, keep_going):
+    """Run the steps in order, up to ``jobs`` at a time, each once its inputs are finished. A step whose input
+    failed is blocked; after a failure nothing new starts unless ``keep_going``. (ran, skipped, failed, blocked)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    pending, running, failed, blocked = list(enumerate(steps, 1)), [], [], []
+    bad, ran, skipped = set(), 0, 0
+    label = (lambda i, step: f"[{i}/{len(steps)}] {step.label}")  # noqa: E731
+    try:
+        while pending or running:
+            for run in list(running):  # report what ended before starting what it unblocks
+                rc = run.poll()
+                if rc is None:
+                    continue
+                running.remove(run)
+                ran += 1
+                took = time.time() - run.start
+                if rc == 0:
+                    print(f"{label(run.index, run.step)}: {result_note(run.step)} in {took:.0f}s", flush=True)
+                    continue
+                failed.append(run.step.label)
+                bad.add(run.step.save)
+                log = os.path.join(run.step.save, "log.txt")
+                print(f"{label(run.index, run.step)}: FAILED (exit {rc}) after {took:.0f}s; last lines of {log}:",
+                      flush=True)
+                for line in tail(log):
+                    print(f"    {line}")
+            k = 0
+            while len(running) < jobs and k < len(pending) and not (failed and not keep_going):
+                i, step = pending[k]
+                if step.link:
+                    make_link(*step.link)
+                if finished(step.kind, step.save):
+                    skipped += 1
+                    print(f"{label(i, step)}: done, skipped", flush=True)
+                    pending.pop(k)
+                    continue
+                waiting = [f for kind, f in step.needs if not finished(kind, f)]
+                if any(f in bad for f in waiting):
+                    blocked.append(step.label)
+                    bad.add(step.save)
+                    print(f"{label(i, step)}: blocked ({', '.join(f for f in waiting if f in bad)} did not finish)",
+                          flush=True)
+                    pending.pop(k)
+                    continue
+                if waiting:  # its input is still to come (pending or running): try the next step
+                    k += 1
+                    continue
+                run = Running(step, env, verbose)
+                run.index = i
+                running.append(run)
+                print(f"{label(i, step)}{' (resuming)' if run.resumed else ''} ...", flush=True)
+                pending.pop(k)
+            if not running:
+                if failed and not keep_going:
+                    break
+                for i, step in pending:  # each waits for a step that will not run
+                    blocked.append(step.label)
+                    print(f"{label(i, step)}: blocked", flush=True)
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for run in running:  # they got the Ctrl-C too; let them stop cleanly
+            try:
+                run.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                run.proc.kill()
+        raise
+    return ran, skipped, failed, blocked
+
+
+def shown(args):
+    """A command line as the user would type it from the current folder."""
+    here = os.getcwd() + os.sep
+    return shlex.join(os.path.relpath(a) if os.path.isabs(a) and a.startswith(here) else a for a in args)
+
+
+def tail(path, n=5):
+    try:
+        with open(path) as f:
+            return [line.rstrip() for line in f.readlines()[-n:]]
+    except OSError:
+        return []
+
+
+def check_scale(cfg, dry_run):
+    """OUT/study.json keeps the scale of the runs in OUT: skipping them at another scale would mix scales."""
+    path = os.path.join(cfg["out"], "study.json")
+    scale = {k: cfg[k] for k in ("dataset", "epochs", "train_subset", "test_subset", "width", "slimming_s_scale")}
+    if os.path.exists(cfg["out"]) and not os.path.isdir(cfg["out"]):
+        raise UserError(f"--out {cfg['out']}: exists and is not a folder")
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)["scale"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{path}: unreadable; it records the scale of the runs in --out") from None
+        diff = [f"--{k.replace('_', '-')} {old.get(k)} there, {v} here" for k, v in scale.items() if old.get(k) != v]
+        if diff:
+            raise UserError(f"--out {cfg['out']} holds a study at another scale ({'; '.join(diff)}): choose "
+                            f"another --out, or the same flags")
+    elif not dry_run:
+        from utils.checkpoint import check_writable, save_json
+        check_writable(cfg["out"], "--out")
+        save_json({"scale": scale, "created": time.strftime("%Y-%m-%d %H:%M:%S")}, path)
+
+
+def header(cfg, seeds, wall, trained, argv):
+    images = cfg["train_subset"] or TRAIN_SIZES[cfg["dataset"]]
+    e = cfg["epochs"]
+    return "\n".join([
+        f"# Rethinking the value of network pruning: CPU-scale study on {cfg['dataset']}", "",
+        f"Scale: the first {images:,} training images, {cfg['test_subset'] or 'all'} test images, VGG width "
+        f"x{cfg['width']}, trunk E = {e} epoch(s) (the paper's 160; SFP's 200), fine-tune "
+        f"{finetune_epochs(METHODS['l1-norm'], e)} epoch(s) at lr 0.001 (40/160 of E; SFP "
+        f"{finetune_epochs(METHODS['sfp'], e)}, 40/200), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs "
+        f"ratio) epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} in this invocation. "
+        f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x {cfg['slimming_s_scale']:g} "
+        f"(= {slimming_s(1e-4, cfg):g} / {slimming_s(1e-5, cfg):g}; the paper's s barely moves the BN scales in "
+        f"a few hundred SGD steps). SFP: LR milestones "
+        f"{sfp_schedule(e)} (its 1/60/120/160 of 200). A CPU-scale study, not the paper's setting.", "",
+        "The baseline column is the trunk that prune.py read: the unpruned network (l1-norm, weight-level), the "
+        "sparsity-trained one (network-slimming), the soft-pruned full-size network, SFP's own result (sfp). "
+        "Model names are arch-depth (VGGs at the width above); SFP's fine-tune and scratch runs train prune.py's "
+        "smaller network.", "",
+        f"Command: `python cifar/study.py {shlex.join(argv)}`; wall time of this invocation {duration(wall)}; "
+        f"training time recorded by all finished runs {duration(trained)} (without start-up, data loading "
+        f"and pruning).", ""])
+
+
+def duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def trained_time(out):
+    total = 0.0
+    for folder, _dirs, files in os.walk(out):
+        if "summary.json" in files:
+            try:
+                with open(os.path.join(folder, "summary.json")) as f:
+                    total += float(json.load(f).get("wall_time_s") or 0)
+            except (OSError, ValueError):
+                pass
+    return total
+
+
+def collect(cfg, seeds, wall, argv, plot, metric):
+    from utils.checkpoint import _atomic_write
+    from utils.results import collect as collect_rows, markdown, write_outputs
+    rows = collect_rows([cfg["out"]], metric)
+    if not rows:
+        print("no pruned model finished yet: no table")
+        return None
+    results = os.path.join(cfg["out"], "results")
+    written = write_outputs(rows, results, metric, plot)
+    text = header(cfg, seeds, wall, trained_time(cfg["out"]), argv) + "\n" + markdown(rows, metric)
+    _atomic_write(written[0], lambda f: f.write(text.encode()))
+    print("\n" + markdown(rows, metric))
+    for path in written:
+        print(f"wrote {path}")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def parse_args(argv):
+    p = OneLineParser(prog="study.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", help="study folder (default: study_runs/DATASET; --quick: study_runs/DATASET-quick)")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
+                   help=f"methods to run: {', '.join(METHODS)} (default: all)")
+    p.add_argument("--models", nargs="+", metavar="MODEL",
+                   help="only these models: vgg, resnet, or a model folder name (vgg16, resnet56, vgg11, "
+                        "preresnet20, resnet20, vgg11_bn) (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="K", help="seeds (default: 1 2 3; --quick: 1)")
+    p.add_argument("--epochs", type=int, help="E, the trunk's epochs (default: 8; --quick: 2)")
+    p.add_argument("--train-subset", type=int, help="training images, the first N (0 = all; default: 2000; "
+                                                     "--quick: 256)")
+    p.add_argument("--test-subset", type=int, help="test images, the first N (0 = all; default: 2000; "
+                                                    "--quick: 256)")
+    p.add_argument("--width", type=float, help="VGG width factor (default: 0.25; --quick: 0.125)")
+    p.add_argument("--slimming-s-scale", type=float, default=SLIMMING_S_SCALE,
+                   help="network slimming's sparsity rate s = the paper's (1e-4 VGG, 1e-5 PreResNet) x this "
+                        "(default: %(default)s; 1 = the paper's s)")
+    p.add_argument("--quick", action="store_true", help="smoke scale (minutes): the defaults marked --quick")
+    p.add_argument("--dataset", default="fashionmnist", choices=sorted(TRAIN_SIZES),
+                   help="dataset (default: %(default)s)")
+    p.add_argument("--data", help="dataset folder (default: the scripts' lookup, ./data then "
+                                  "/usr/share/datasets/fashion-mnist)")
+    p.add_argument("--device", help="--device of every stage (default: the scripts' auto)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="tensorboard logs per stage (default: on; --quick: off)")
+    p.add_argument("--metric", choices=["best", "final"], default="best",
+                   help="table accuracy: best over epochs (the paper's) or the last epoch's (default: best)")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
+                   help="PNG plots (needs matplotlib; default: on)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="stages run at the same time (default: %(default)s, one per core up to 2)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of each stage (OMP_NUM_THREADS; 0 = torch's default; default: %(default)s: "
+                        "on a small CPU, parallel one-thread stages beat multi-threaded ones)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="after a failed step, go on with the steps that do not depend on it (default: stop)")
+    p.add_argument("--verbose", action="store_true", help="show every stage's output (always in SAVE/log.txt)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run and write nothing")
+    args = p.parse_args(argv)
+
+    base = QUICK if args.quick else DEFAULTS
+    cfg = {k: (getattr(args, k) if getattr(args, k) is not None else base[k])
+           for k in ("epochs", "train_subset", "test_subset", "width", "out")}
+    cfg["out"] = args.out or base["out"].format(dataset=args.dataset)
+    cfg.update(dataset=args.dataset, slimming_s_scale=args.slimming_s_scale, data=args.data, device=args.device,
+               tensorboard=(not args.quick) if args.tensorboard is None else args.tensorboard)
+    seeds = args.seeds if args.seeds is not None else base["seeds"]
+    if cfg["epochs"] < 1:
+        raise UserError(f"--epochs {cfg['epochs']}: must be at least 1")
+    if not 0 <= cfg["train_subset"] <= TRAIN_SIZES[args.dataset]:
+        raise UserError(f"--train-subset {cfg['train_subset']}: must lie in 0..{TRAIN_SIZES[args.dataset]} "
+                        f"(0 = all)")
+    if not 0 <= cfg["test_subset"] <= 10000:
+        raise UserError(f"--test-subset {cfg['test_subset']}: must lie in 0..10000 (0 = all)")
+    if not cfg["width"] > 0:
+        raise UserError(f"--width {cfg['width']}: must be positive")
+    if not cfg["slimming_s_scale"] >= 0:
+        raise UserError(f"--slimming-s-scale {cfg['slimming_s_scale']}: must not be negative")
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {' '.join(map(str, seeds))}: distinct non-negative whole numbers")
+    if args.jobs < 1 or args.threads < 0:
+        raise UserError(f"--jobs {args.jobs} / --threads {args.threads}: jobs at least 1, threads not negative")
+    if args.data and not os.path.isdir(args.data):
+        raise UserError(f"--data {args.data}: no such folder")
+    known = {"vgg", "resnet"} | {m.name for p_ in METHODS.values() for m in p_.models}
+    for name in args.models or ():
+        if name not in known:
+            raise UserError(f"--models {name}: not a model of the study (choose from {', '.join(sorted(known))})")
+    methods = [m for m in METHODS if m in args.methods]  # the study's order
+    models = set(args.models or ())
+    if models and not any(mo.family in models or mo.name in models for m in methods for mo in METHODS[m].models):
+        raise UserError(f"--models {' '.join(args.models)}: none of them is a model of --methods {' '.join(methods)}")
+    return args, cfg, methods, models, seeds
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, cfg, methods, models, seeds = parse_args(argv)
+    if args.plot and not args.dry_run:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UserError("--plot needs matplotlib (pip install matplotlib), or pass --no-plot") from None
+    check_scale(cfg, args.dry_run)
+    steps = plan(cfg, methods, models, seeds)
+    if args.dry_run:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--dry-run | head` ends quietly
+        for step in steps:
+            state = " (done: skipped)" if finished(step.kind, step.save) else ""
+            print(f"# {step.label}{state}")
+            if step.link:
+                print(f"# {shown(step.link[:1])} -> {shown(step.link[1:])} (shared trunk)")
+            print("python " + shown(command(step)[1:]))
+        print(f"# then: python -m utils.results {cfg['out']} --out {os.path.join(cfg['out'], 'results')}")
+        return 0
+
+    start = time.time()
+    try:
+        ran, skipped, failed, blocked = execute(steps, args.jobs, args.threads, args.verbose, args.keep_going)
+    except KeyboardInterrupt:
+        print(f"\nstudy.py: interrupted after {(time.time() - start) / 60:.1f} min; run the same command again to "
+              f"continue", file=sys.stderr)
+        sys.exit(130)
+    wall = time.time() - start
+    collect(cfg, seeds, wall, argv, args.plot, args.metric)
+    print(f"study: {ran} step(s) run, {skipped} skipped (done), {len(failed)} failed, {len(blocked)} blocked; "
+          f"total wall time {duration(wall)} ({wall:.0f} s)")
+    if failed or blocked:
+        raise UserError(f"{len(failed)} step(s) failed ({'; '.join(failed)}), {len(steps) - ran - skipped} not "
+                        f"run; see the failed steps' log.txt, fix, and run the same command again")
+    return 0
+
+
+def result_note(step):
+    name = "prune.json" if step.kind == "prune" else "summary.json"
+    try:
+        with open(os.path.join(step.save, name)) as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        return "done"
+    if step.kind == "prune":
+        acc = r.get("acc_after")
+        return (f"FLOPs x{r.get('flops_ratio', float('nan')):.3f} smaller"
+                + (f", accuracy before retraining {100 * acc:.2f}%" if acc is not None else ""))
+    return f"{r.get('epochs')} epochs, best {100 * r.get('best_prec1', 0):.2f}%"
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,281 @@
+"""cifar/study.py, the CPU-scale reproduction study: the commands and folder layout it plans for every method
+(--dry-run), its bad-input errors, and a real smoke run on Fashion-MNIST that writes the table, skips finished
+runs on a second invocation and resumes an interrupted one. Also the collector's side of the study: a shared
+trunk reached through a symlink, and pruned models labelled by the ratio their source was trained with."""
+import json
+import os
+import shlex
+import time
+
+import pytest
+
+from conftest import FASHION_MNIST, ROOT, run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+STUDY = ROOT / "cifar" / "study.py"
+ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+E = 8  # the default E
+# (method, model folder, ratio folders, trunk folder, trunk shared by the ratios)
+SETTINGS = [
+    ("l1-norm", "vgg16", ["A"], "baseline", True),
+    ("l1-norm", "resnet56", ["A", "B"], "baseline", True),
+    ("network-slimming", "vgg11", ["p0.5", "p0.7"], "sparse", True),
+    ("network-slimming", "preresnet20", ["p0.4", "p0.6"], "sparse", True),
+    ("sfp", "resnet20", ["rate0.7", "rate0.6"], "sfp", False),
+    ("weight-level", "vgg11_bn", ["p0.3", "p0.8"], "baseline", True),
+    ("weight-level", "preresnet20", ["p0.3", "p0.8"], "baseline", True),
+]
+
+
+def dry_run(out, *flags):
+    """{--save folder: argv} of every planned command, in order, and the comment lines."""
+    proc = run([STUDY, "--dry-run", "--out", out, *flags])
+    commands, comments = {}, []
+    for line in proc.stdout.splitlines():
+        if line.startswith("# "):
+            comments.append(line)
+            continue
+        argv = shlex.split(line)
+        assert argv[0] == "python", line
+        commands[argv[argv.index("--save") + 1]] = argv[1:]
+    return commands, comments
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
+    out = tmp_path / "study"
+    commands, comments = dry_run(out)
+    assert not out.exists(), "--dry-run must write nothing"
+
+    expected = set()
+    for method, model, ratios, trunk, shared in SETTINGS:
+        for seed in (1, 2, 3):
+            for i, ratio in enumerate(ratios):
+                run_dir = out / method / model / ratio / f"seed{seed}"
+                trunk_dir = (out / method / model / ratios[0] / f"seed{seed}" / trunk) if shared else run_dir / trunk
+                if not shared or i == 0:
+                    expected.add(str(trunk_dir))
+                for stage in ("pruned", "finetune", "scratch-E", "scratch-B"):
+                    expected.add(str(run_dir / stage))
+
+                prune = commands[str(run_dir / "pruned")]
+                assert prune[0].endswith(os.path.join(method_folder(method), "prune.py"))
+                # the prune step reads the real trunk folder (the collector finds the baseline via its source)
+                assert flag(prune, "--model") == str(trunk_dir / "checkpoint.pth.tar")
+                assert flag(prune, "--dataset") == "fashionmnist"
+                train = commands[str(trunk_dir)]
+                assert train[0].endswith("train.py") and flag(train, "--epochs") == str(E)
+                assert flag(train, "--seed") == str(seed) and flag(train, "--train-subset") == "2000"
+
+                ft = commands[str(run_dir / "finetune")]
+                assert flag(ft, "--refine") == str(run_dir / "pruned" / "pruned.pth.tar")
+                assert flag(ft, "--epochs") == "2" and flag(ft, "--lr") == "0.001"  # E x 40/160 (SFP 40/200)
+                se, sb = commands[str(run_dir / "scratch-E")], commands[str(run_dir / "scratch-B")]
+                assert flag(se, "--budget") == "E" and flag(sb, "--budget") == "B"
+                # scratch-B gets the trunk's E, never a count: the script multiplies by the FLOPs ratio
+                assert flag(sb, "--epochs") == flag(se, "--epochs") == str(E)
+                # ... and is otherwise scratch-E's command (but for --budget and the --save folder, last)
+                i = sb.index("--budget") + 1
+                assert sb[:i] + ["E"] + sb[i + 1:-1] == se[:-1]
+                for argv in (ft, se, sb):
+                    assert flag(argv, "--seed") == str(seed) and flag(argv, "--test-subset") == "2000"
+    assert set(commands) == expected
+    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 4 * 4)
+
+    # each method's own trunk recipe
+    s1 = out / "network-slimming" / "vgg11" / "p0.5" / "seed1"
+    slim = commands[str(s1 / "sparse")]
+    assert "-sr" in slim and float(flag(slim, "--s")) == pytest.approx(1e-4 * 100)  # the paper's s x 100
+    pre = commands[str(out / "network-slimming" / "preresnet20" / "p0.4" / "seed1" / "sparse")]
+    assert float(flag(pre, "--s")) == pytest.approx(1e-5 * 100) and flag(pre, "--arch") == "preresnet"
+    assert flag(slim, "--arch") == "vgg_slim" and flag(slim, "--width") == "0.25"
+    for rate in ("0.7", "0.6"):
+        sfp = commands[str(out / "sfp" / "resnet20" / f"rate{rate}" / "seed1" / "sfp")]
+        assert flag(sfp, "--rate") == rate and flag(sfp, "--arch") == "resnet_sfp"
+        assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "2", "4", "6"]
+    assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
+    assert "--width" not in commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")]
+    b = out / "l1-norm" / "resnet56" / "B" / "seed2"
+    assert flag(commands[str(b / "pruned")], "-v") == "B"
+    assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
+        in comments
+    wl = commands[str(out / "weight-level" / "preresnet20" / "p0.8" / "seed3" / "pruned")]
+    assert flag(wl, "--percent") == "0.8"
+    # seeds run outermost: every seed-1 command before any seed-2 one
+    seeds = [int(s.split("seed")[-1].split(os.sep)[0]) for s in commands]
+    assert seeds == sorted(seeds)
+
+
+def method_folder(method):
+    return {"l1-norm": "l1-norm-pruning", "network-slimming": "network-slimming", "sfp": "soft-filter-pruning",
+            "weight-level": "weight-level"}[method]
+
+
+def test_dry_run_options_select_and_scale(tmp_path):
+    out = tmp_path / "q"
+    commands, _ = dry_run(out, "--quick", "--methods", "sfp", "l1-norm", "--models", "resnet", "--seeds", "4")
+    saves = sorted(os.path.relpath(s, out) for s in commands)
+    assert {s.split(os.sep)[0] for s in saves} == {"l1-norm", "sfp"}
+    assert {s.split(os.sep)[1] for s in saves} == {"resnet56", "resnet20"}
+    assert all(s.split(os.sep)[3] == "seed4" for s in saves)
+    trunk = commands[str(out / "l1-norm" / "resnet56" / "A" / "seed4" / "baseline")]
+    assert flag(trunk, "--epochs") == "2" and flag(trunk, "--train-subset") == "256"
+    assert "--no-tensorboard" in trunk  # --quick: no tensorboard
+
+    commands, _ = dry_run(out, "--methods", "l1-norm", "--models", "vgg16", "--epochs", "12",
+                          "--train-subset", "500", "--width", "0.5", "--seeds", "1")
+    base = commands[str(out / "l1-norm" / "vgg16" / "A" / "seed1" / "baseline")]
+    assert flag(base, "--epochs") == "12" and flag(base, "--width") == "0.5" and flag(base, "--train-subset") == "500"
+    assert flag(commands[str(out / "l1-norm" / "vgg16" / "A" / "seed1" / "finetune")], "--epochs") == "3"
+    assert len(commands) == 5
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--epochs", "0"], "--epochs 0"),
+    (["--seeds", "1", "1"], "--seeds 1 1"),
+    (["--seeds", "x"], "--seeds"),
+    (["--methods", "thinet"], "--methods"),
+    (["--models", "densenet"], "--models densenet"),
+    (["--methods", "sfp", "--models", "vgg"], "--models vgg"),
+    (["--train-subset", "-1"], "--train-subset -1"),
+    (["--train-subset", "70000"], "--train-subset 70000"),
+    (["--test-subset", "20000"], "--test-subset 20000"),
+    (["--width", "0"], "--width 0"),
+    (["--data", "/no/such/folder"], "--data /no/such/folder"),
+    (["--jobs", "0"], "--jobs 0"),
+    (["--slimming-s-scale", "-1"], "--slimming-s-scale -1"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, flags, needle):
+    out = tmp_path / "study"
+    proc = run([STUDY, "--out", out, *flags], check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and needle in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_out_at_another_scale_is_refused(tmp_path):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "study.json").write_text(json.dumps({"scale": {"dataset": "fashionmnist", "epochs": 2,
+                                                          "train_subset": 256, "test_subset": 256, "width": 0.125}}))
+    proc = run([STUDY, "--out", out, "--methods", "l1-norm", "--dry-run"], check=False)
+    assert proc.returncode == 2 and "another scale" in proc.stderr and "--epochs 2 there, 8 here" in proc.stderr
+    (tmp_path / "file").write_text("")
+    proc = run([STUDY, "--out", tmp_path / "file", "--dry-run"], check=False)
+    assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+def test_a_failed_stage_stops_the_study_and_blocks_what_depends_on_it(tmp_path):
+    """A stage's own one-line error is shown from its log; the study exits non-zero with one line; with
+    --keep-going every step that depends on the failed one is reported blocked, none runs."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    out = tmp_path / "study"
+    args = [STUDY, "--quick", "--methods", "l1-norm", "--out", out, "--data", empty]
+    proc = run(args + ["--jobs", "1"], check=False, env=ENV)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "study.py: error: 1 step(s) failed (l1-norm/vgg16/A/seed1 baseline), 13 not run; see the failed steps' "
+        "log.txt, fix, and run the same command again"]
+    assert "l1-norm/vgg16/A/seed1 baseline: FAILED (exit 2)" in proc.stdout
+    assert f"train.py: error: --data {empty}: no fashionmnist dataset there" in proc.stdout  # from its log.txt
+    assert "resnet56" not in proc.stdout  # stopped at the first failure
+
+    proc = run(args + ["--jobs", "2", "--keep-going"], check=False, env=ENV)
+    assert proc.returncode == 2 and "2 step(s) failed" in proc.stderr and "12 not run" in proc.stderr
+    blocked = [line for line in proc.stdout.splitlines() if ": blocked (" in line]
+    assert len(blocked) == 12 and any("resnet56/B/seed1 pruned: blocked" in line for line in blocked)
+    assert not list(out.rglob("summary.json")) and not list(out.rglob("prune.json"))
+
+
+# ------------------------------------------------------------------------------------ the collector
+def _write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def test_collector_finds_a_shared_trunk_through_its_symlink(tmp_path):
+    from utils.results import collect
+    seed = tmp_path / "m" / "r56" / "A" / "seed1"
+    _write(seed / "baseline" / "summary.json", {"stage": "baseline", "best_prec1": 0.9, "arch": "resnet",
+                                                "depth": 56, "dataset": "fashionmnist"})
+    other = tmp_path / "m" / "r56" / "B" / "seed1"
+    other.mkdir(parents=True)
+    os.symlink(os.path.join("..", "..", "A", "seed1", "baseline"), other / "baseline")
+    # B's prune step was given the symlinked path: still the same run
+    for ratio, src in (("A", seed / "baseline"), ("B", other / "baseline")):
+        d = tmp_path / "m" / "r56" / ratio / "seed1"
+        _write(d / "pruned" / "prune.json", {"method": "l1-norm", "variant": ratio,
+                                             "source": str(src / "checkpoint.pth.tar"),
+                                             "flops_base": 10, "flops_pruned": 8, "params_base": 5, "params_pruned": 4})
+        _write(d / "finetune" / "summary.json", {"stage": "finetune", "best_prec1": 0.8 if ratio == "A" else 0.7,
+                                                 "source": str(d / "pruned" / "pruned.pth.tar")})
+    rows = collect([str(tmp_path)])
+    assert set(rows) == {("fashionmnist", "resnet-56", "l1-norm", "A"), ("fashionmnist", "resnet-56", "l1-norm", "B")}
+    for (_, _, _, ratio), row in rows.items():
+        assert row["baseline"] == [0.9] and row["finetune"] == [0.8 if ratio == "A" else 0.7]
+
+
+def test_sfp_rows_are_labelled_by_the_rate_their_source_was_trained_with():
+    from utils.branches import source_options
+    from utils.results import pruned_label
+    ckpt = {"args": {"rate": 0.6, "epoch_prune": 1, "epochs": 8, "lr": 0.01, "arch": "resnet_sfp", "depth": 20,
+                     "seed": 3, "train_subset": 2000, "dataset": "fashionmnist"}}
+    options = source_options(ckpt)
+    assert options == {"rate": 0.6, "epoch_prune": 1}  # the shared model/data/training flags are left out
+    assert pruned_label({"method": "sfp", "remove": "zeroed", "source_options": options}) == "rate 0.6"
+    # the prune step's own ratio wins; no ratio at all stays "pruned"
+    assert pruned_label({"percent": 0.7, "source_options": {"sparsity_regularization": True, "s": 1e-4}}) == "70%"
+    assert pruned_label({"variant": "B", "source_options": {}}) == "B"
+    assert pruned_label({"source_options": source_options({})}) == "pruned"
+
+
+# ------------------------------------------------------------------------------------ a real run
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST), reason="needs Debian's dataset-fashion-mnist")
+def test_quick_study_on_fashion_mnist_writes_the_table_skips_and_resumes(tmp_path):
+    out = tmp_path / "quick"
+    args = [STUDY, "--quick", "--methods", "l1-norm", "--models", "vgg", "--out", out, "--jobs", "1"]
+    start = time.time()
+    proc = run(args, env=ENV, timeout=600)
+    elapsed = time.time() - start
+    assert elapsed < 120, f"the quick L1 study took {elapsed:.0f}s"
+    assert "5 step(s) run, 0 skipped" in proc.stdout and "total wall time" in proc.stdout
+
+    seed = out / "l1-norm" / "vgg16" / "A" / "seed1"
+    prune = json.loads((seed / "pruned" / "prune.json").read_text())
+    assert prune["source"] == str(seed / "baseline" / "checkpoint.pth.tar")
+    assert (prune["arch"], prune["depth"], prune["dataset"], prune["variant"]) == ("vgg", 16, "fashionmnist", "A")
+    summaries = {s: json.loads((seed / s / "summary.json").read_text())
+                 for s in ("baseline", "finetune", "scratch-E", "scratch-B")}
+    assert summaries["baseline"]["epochs"] == summaries["scratch-E"]["epochs"] == 2
+    assert summaries["finetune"]["epochs"] == 1
+    assert summaries["scratch-B"]["epochs"] == int(2 * prune["flops_base"] / prune["flops_pruned"])
+    assert all(summaries[s]["args"]["train_subset"] == 256 for s in summaries)
+
+    md = (out / "results" / "results.md").read_text()
+    assert "CPU-scale study on fashionmnist" in md and "the first 256 training images" in md
+    rows = [line for line in md.splitlines() if line.startswith("| fashionmnist |")]
+    assert len(rows) == 1 and rows[0].startswith("| fashionmnist | vgg-16 | l1-norm | A | ")
+    assert "missing" not in rows[0] and rows[0].count("(1)") == 4
+    assert (out / "results" / "results.csv").read_text().count("\n") == 2
+
+    # a second invocation trains nothing
+    files = sorted(out.rglob("*.json")) + sorted(out.rglob("*.pth.tar"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    proc = run(args, env=ENV, timeout=600)
+    assert "0 step(s) run, 5 skipped" in proc.stdout
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+
+    # an interrupted stage (checkpoint, no summary) continues with --resume auto; nothing else runs
+    (seed / "scratch-B" / "summary.json").unlink()
+    proc = run(args, env=ENV, timeout=600)
+    assert "1 step(s) run, 4 skipped" in proc.stdout and "scratch-B (resuming)" in proc.stdout
+    log = (seed / "scratch-B" / "log.txt").read_text()
+    assert "--resume auto" in log and "resumed from" in log
+    assert json.loads((seed / "scratch-B" / "summary.json").read_text())["epochs"] == summaries["scratch-B"]["epochs"]
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if "scratch-B" not in str(p))
