@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench study clean
 
 $(STAMP): requirements.txt requirements-test.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/loader.py
+	$(VENV)/bin/python bench/latency.py
+	$(VENV)/bin/python bench/train_step.py
+
+# the CPU-scale reproduction study on Fashion-MNIST (hours; rerun to continue where it stopped)
+study: $(STAMP)
+	$(VENV)/bin/python cifar/study.py --out study_runs/fashionmnist
 
 clean:
 	rm -rf demo_runs .pytest_cache
