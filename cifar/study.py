@@ -55,7 +55,8 @@ networks measured or scaled), times the planned epochs (scratch-B from measured 
 start-up per training stage and 6-47 s per prune step (60 subprocesses per seed): 2.2 h per seed, 6.7 h for
 three seeds with --jobs 1, so about 3.5 h with the default --jobs 2 on an otherwise idle 2-core machine.
 ResNet-56 (which only the L1 rule allows) is 35% of it, the slimming PreResNet 23%. --quick over all four
-methods took 14.6 min with --jobs 1 (10 min of it start-up of its 60 subprocesses).
+methods took 14.6 min with --jobs 1 (10 min of it start-up of its 60 subprocesses), 13.2 min with --jobs 2
+while other jobs kept the CPU busier; its accuracies are near chance (a smoke test, not a result).
 """
 import argparse
 import json
