@@ -4,6 +4,8 @@
 #   stage DIR SCRIPT ARGS  a training stage, skipped when DIR/summary.json exists, resumed when a checkpoint does;
 #                          the caller's EXTRA array (flags after "--") goes to every stage
 #   prune_once DIR ARGS    prune.py-style step, skipped when DIR/pruned.pth.tar exists
+#   branches RUN           the paper's three runs off RUN/pruned/pruned.pth.tar with the caller's COMMON flags:
+#                          fine-tune (40 epochs, lr 0.001), scratch-E and scratch-B (160 epochs, lr 0.1)
 #   check_seeds S...       whole numbers only
 #   check_fractions FLAG P...  each P in (0, 1)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +29,14 @@ prune_once() {
   if [ -f "$dir/pruned.pth.tar" ]; then echo "== $dir: done, skipped"; return; fi
   echo "== $dir"
   run "$PYTHON" "$@" --save "$dir"
+}
+
+branches() {
+  local run="$1" pruned="$1/pruned/pruned.pth.tar"
+  stage "$run/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$pruned" --epochs 40 --lr 0.001
+  stage "$run/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$pruned" --budget E --epochs 160 --lr 0.1
+  stage "$run/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$pruned" --budget B --epochs 160 --lr 0.1
+  echo "== results in $run (summary.json per stage, prune.json)"
 }
 
 check_seeds() {

@@ -35,8 +35,5 @@ for SEED in $SEEDS; do
   stage "$SAVE/baseline" "$HERE/train.py" "${COMMON[@]}" --arch "$ARCH" --depth "$DEPTH" --epochs 160 --lr 0.1
   prune_once "$SAVE/pruned" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" -v "$VARIANT" \
       --model "$SAVE/baseline/checkpoint.pth.tar"
-  stage "$SAVE/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$SAVE/pruned/pruned.pth.tar" --epochs 40 --lr 0.001
-  stage "$SAVE/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget E --epochs 160
-  stage "$SAVE/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$SAVE/pruned/pruned.pth.tar" --budget B --epochs 160
-  echo "== results in $SAVE (summary.json per stage, prune.json)"
+  branches "$SAVE"
 done

@@ -53,12 +53,8 @@ for SEED in $SEEDS; do
   stage "$SAVE/sparse" "$HERE/train.py" "${COMMON[@]}" "${MODEL[@]}" -sr --s "$S" --epochs 160 --lr 0.1
   for P in $PERCENTS; do
     RUN="$SAVE/p$P"
-    PRUNED="$RUN/pruned/pruned.pth.tar"
     prune_once "$RUN/pruned" "$HERE/prune.py" --dataset "$DATASET" "${DATA[@]}" --percent "$P" \
         --model "$SAVE/sparse/checkpoint.pth.tar"
-    stage "$RUN/finetune" "$HERE/finetune.py" "${COMMON[@]}" --refine "$PRUNED" --epochs 40 --lr 0.001
-    stage "$RUN/scratch-E" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget E --epochs 160 --lr 0.1
-    stage "$RUN/scratch-B" "$HERE/scratch.py" "${COMMON[@]}" --scratch "$PRUNED" --budget B --epochs 160 --lr 0.1
-    echo "== results in $RUN (summary.json per stage, prune.json)"
+    branches "$RUN"
   done
 done
