@@ -5,7 +5,8 @@ blocks use the reference's parameter-free shortcut: 2x2 average pool, then zero 
 reference builds that shortcut from ``x.data`` (no gradient through it, bug B1); ``detach_shortcut=True``
 reproduces that, the default lets the gradient through.
 """
-import torch
+import functools
+
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -13,14 +14,28 @@ from .layers import ChannelGroup, init_conv_fan_out
 from .registry import register_model
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes, planes, width, stride, detach_shortcut):
+class Block(nn.Module):
+    """conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU; subclasses say what the shortcut is."""
+
+    def __init__(self, inplanes, planes, width, stride):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, width, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(width, planes, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class BasicBlock(Block):
+    """The L1-norm network's block: parameter-free shortcut (2x2 average pool, zero channels appended)."""
+
+    def __init__(self, inplanes, planes, width, stride, detach_shortcut=False):
+        super().__init__(inplanes, planes, width, stride)
         self.downsample = stride != 1 or inplanes != planes
         self.planes = planes
         self.detach_shortcut = detach_shortcut
@@ -33,14 +48,14 @@ class BasicBlock(nn.Module):
         x = F.avg_pool2d(x, 2, 2)
         return F.pad(x, (0, 0, 0, 0, 0, self.planes - x.size(1)))
 
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
-
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth, cfg, num_classes, in_channels, image_size, detach_shortcut):
+    """Stem conv 16, three stages of n blocks (16/32/64, stride 2 into stages 2 and 3), average pool, fc.
+
+    ``block(inplanes, planes, width, stride)`` builds one block; cfg[j] is block j's inner width.
+    """
+
+    def __init__(self, depth, cfg, num_classes, in_channels, image_size, block):
         super().__init__()
         n = (depth - 2) // 6
         self.cfg = list(cfg)
@@ -52,7 +67,7 @@ class CifarResNet(nn.Module):
             blocks = []
             for i in range(n):
                 stride = 2 if (s > 0 and i == 0) else 1
-                blocks.append(BasicBlock(inplanes, planes, self.cfg[s * n + i], stride, detach_shortcut))
+                blocks.append(block(inplanes, planes, self.cfg[s * n + i], stride))
                 inplanes = planes
             setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AvgPool2d(image_size // 4)  # the reference's AvgPool2d(8) at 32x32
@@ -73,12 +88,19 @@ class CifarResNet(nn.Module):
                 for j, b in enumerate(self.block_names())]
 
 
-@register_model("resnet", depths=(20, 32, 44, 56, 110), default_depth=56)
-def resnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, detach_shortcut=False):
-    """CIFAR ResNet, basic blocks, zero-padding shortcut, per-block first-conv widths (L1-norm pruning)."""
+def block_cfg(depth, cfg, label):
+    """cfg of a 6n+2 CIFAR ResNet: the given one, checked for 3n entries, or the unpruned 16/32/64."""
     n = (depth - 2) // 6
     cfg = [16] * n + [32] * n + [64] * n if cfg is None else cfg
     if len(cfg) != 3 * n:
         from utils.errors import UserError
-        raise UserError(f"cfg has {len(cfg)} entries, ResNet-{depth} needs {3 * n}")
-    return CifarResNet(depth, cfg, num_classes, in_channels, image_size, detach_shortcut)
+        raise UserError(f"cfg has {len(cfg)} entries, {label} needs {3 * n}")
+    return cfg
+
+
+@register_model("resnet", depths=(20, 32, 44, 56, 110), default_depth=56)
+def resnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, detach_shortcut=False):
+    """CIFAR ResNet, basic blocks, zero-padding shortcut, per-block first-conv widths (L1-norm pruning)."""
+    cfg = block_cfg(depth, cfg, f"ResNet-{depth}")
+    return CifarResNet(depth, cfg, num_classes, in_channels, image_size,
+                       functools.partial(BasicBlock, detach_shortcut=detach_shortcut))
