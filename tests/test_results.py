@@ -25,7 +25,8 @@ def make_experiment(root, seed, accs, variant="A", arch="resnet", depth=56, meth
     pruned_ckpt = os.path.join(exp, "pruned", "pruned.pth.tar")
     _write(os.path.join(exp, "baseline", "summary.json"),
            {"stage": "baseline", "best_prec1": accs["baseline"][0], "final_prec1": accs["baseline"][1],
-            "arch": arch, "depth": depth, "dataset": "cifar10", "seed": seed, "args": {}})
+            "arch": arch, "depth": depth, "dataset": "cifar10", "seed": seed,
+            "args": {"save": os.path.join(exp, "baseline")}})
     _write(os.path.join(exp, "pruned", "prune.json"),
            {"method": method, "variant": variant, "source": base_ckpt, "params_base": 853018,
             "params_pruned": 773336, "flops_base": 252572938, "flops_pruned": 226390090 if variant == "A" else 183137866,
@@ -35,7 +36,7 @@ def make_experiment(root, seed, accs, variant="A", arch="resnet", depth=56, meth
             continue
         src = pruned_ckpt if absolute else os.path.relpath(pruned_ckpt)
         summary = {"stage": stage, "best_prec1": accs[stage][0], "final_prec1": accs[stage][1], "seed": seed,
-                   "args": {"refine" if stage == "finetune" else "scratch": src}}
+                   "args": {"refine" if stage == "finetune" else "scratch": src, "save": os.path.join(exp, stage)}}
         if absolute:
             summary["source"] = src
         _write(os.path.join(exp, stage, "summary.json"), summary)
@@ -95,6 +96,32 @@ def test_relative_sources_from_the_args_are_linked(tmp_path, monkeypatch):
     make_experiment("logs", 1, ACCS[0], absolute=False)
     row = collect(["logs"])[("cifar10", "resnet-56", "l1-norm", "A")]
     assert len(row["finetune"]) == 1 and len(row["scratch-B"]) == 1
+
+
+@pytest.mark.parametrize("keep_original", [False, True])
+def test_a_copied_or_moved_tree_of_runs_collects_where_it_is_now(runs, tmp_path, keep_original):
+    """Recorded paths are the old machine's: the copy is read through the saved-folder -> current-folder map,
+    never from the original (a value changed in the copy shows), and a moved tree gives the same table."""
+    import shutil
+    before = collect([runs], "best")
+    copy = str(tmp_path / "elsewhere" / "archive")
+    shutil.copytree(runs, copy, symlinks=True)
+    if not keep_original:
+        shutil.rmtree(runs)
+    else:  # a stage of the copy differs from the original: the copy's number must be the one collected
+        path = os.path.join(copy, "resnet56-A", "seed1", "finetune", "summary.json")
+        with open(path) as f:
+            summary = json.load(f)
+        summary["best_prec1"] = 0.5
+        _write(path, summary)
+    after = collect([copy], "best")
+    assert set(after) == set(before)
+    for key, row in after.items():
+        expected = dict(before[key])
+        if keep_original and key[3] == "A":
+            expected["finetune"] = sorted([0.5] + [a["finetune"][0] for a in ACCS[1:]])
+            row = dict(row, finetune=sorted(row["finetune"]))
+        assert row == expected, key
 
 
 def test_plot_has_labelled_axes_and_a_series_per_stage(runs, tmp_path):

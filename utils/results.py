@@ -9,7 +9,8 @@ runs are the ``summary.json`` files whose source is that pruned checkpoint. Runs
 (dataset, model, method, pruned model) with different seeds are one row: mean ± sample std over the runs
 that finished, with their number. A stage with no finished run shows as ``missing``, never as zero.
 Accuracy is the best test accuracy over epochs (``--metric best``, what the reference records and the
-paper reports) or the last epoch's (``--metric final``).
+paper reports) or the last epoch's (``--metric final``). A tree of runs copied or moved elsewhere (another
+machine, an archive of the JSON files alone) still collects: recorded paths are mapped to where the runs are now.
 """
 import argparse
 import csv
@@ -34,12 +35,36 @@ def _load(path):
         raise UserError(f"{path}: not a readable results file ({exc})") from None
 
 
-def _norm(path, base=None):
+def _norm(path, moves=()):
+    """A recorded path as it is here: moved with its run tree (see ``moves``), symlinks resolved (a run reached
+    through a symlink, a shared baseline, is the same run)."""
     if path is None:
         return None
-    if not os.path.isabs(path) and base is not None and not os.path.exists(path):
-        path = os.path.join(base, path)
-    return os.path.realpath(path)  # a run reached through a symlink (a shared baseline) is the same run
+    path = os.path.normpath(path)
+    for old, new in moves:
+        if path == old or path.startswith(old + os.sep):
+            path = new + path[len(old):]
+            break
+    return os.path.realpath(path)
+
+
+def moves_of(summaries):
+    """(old root, new root) pairs, longest first, of run trees copied or moved since they ran: each summary
+    records the folder it was saved to; where that differs from the folder it lies in now, the path
+    components they end with in common name the run and the rest is the root that moved. Recorded sources
+    under an old root are then read under the new one."""
+    moves = set()
+    for folder, s in summaries:
+        saved = (s.get("args") or {}).get("save")
+        if not saved or not os.path.isabs(saved):
+            continue
+        old, new = os.path.normpath(saved).split(os.sep), folder.split(os.sep)
+        tail = 0
+        while tail < min(len(old), len(new)) - 1 and old[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        if tail and old != new:
+            moves.add((os.sep.join(old[:-tail]), os.sep.join(new[:-tail])))
+    return sorted(moves, key=lambda m: -len(m[0]))
 
 
 def _source_of(summary):
@@ -84,16 +109,17 @@ def collect(roots, metric="best"):
     """Rows of the paper's table: {key fields, stage -> [accuracies], params, flops, ...}."""
     prunes, summaries = scan(roots)
     by_folder = {folder: s for folder, s in summaries}
+    moves = moves_of(summaries)
     branches = {}  # pruned checkpoint's folder -> {stage: summary}
     for folder, s in summaries:
         if s.get("stage") in ("finetune", "scratch-E", "scratch-B"):
-            src = _norm(_source_of(s))
+            src = _norm(_source_of(s), moves)
             if src:
                 branches.setdefault(os.path.dirname(src), []).append(s)
     key_of = f"{metric}_prec1"
     rows = {}
     for folder, rec in sorted(prunes, key=lambda p: p[0]):
-        base_folder = os.path.dirname(_norm(rec.get("source"))) if rec.get("source") else None
+        base_folder = os.path.dirname(_norm(rec.get("source"), moves)) if rec.get("source") else None
         base = by_folder.get(base_folder)
         arch = rec.get("arch") or (base or {}).get("arch") or "?"
         depth = rec.get("depth") or (base or {}).get("depth") or ""
