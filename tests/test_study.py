@@ -279,3 +279,25 @@ def test_quick_study_on_fashion_mnist_writes_the_table_skips_and_resumes(tmp_pat
     assert "--resume auto" in log and "resumed from" in log
     assert json.loads((seed / "scratch-B" / "summary.json").read_text())["epochs"] == summaries["scratch-B"]["epochs"]
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if "scratch-B" not in str(p))
+
+
+# ------------------------------------------------------------------------------------ the published study
+PUBLISHED = ROOT / "cifar" / "study_results" / "fashionmnist"
+
+
+def _table_lines(text):
+    return [line for line in text.splitlines() if line.startswith("|")]
+
+
+def test_readme_study_table_is_the_collector_output_of_the_committed_runs():
+    """The README's table is what utils/results.py makes of the study's own run records (committed under
+    cifar/study_results/fashionmnist/runs: every summary.json and prune.json, paths as recorded)."""
+    from utils.results import collect, markdown
+    table = _table_lines(markdown(collect([str(PUBLISHED / "runs")], "best"), "best"))
+    assert len(table) > 2
+    assert _table_lines((PUBLISHED / "results" / "results.md").read_text()) == table
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The Fashion-MNIST study", 1)[1].split("\n## ", 1)[0]
+    assert "\n".join(table) in section
+    images = [part.split('"', 1)[0] for part in section.split('src="')[1:]]
+    assert images and all((ROOT / image).is_file() for image in images), images

@@ -124,7 +124,8 @@ def collect(roots, metric="best"):
         arch = rec.get("arch") or (base or {}).get("arch") or "?"
         depth = rec.get("depth") or (base or {}).get("depth") or ""
         dataset = rec.get("dataset") or (base or {}).get("dataset") or "?"
-        key = (dataset, f"{arch}-{depth}" if depth else arch, rec.get("method", "?"), pruned_label(rec))
+        model = f"{arch}-{depth}" if depth and str(depth) not in str(arch) else arch  # vgg11_bn, not vgg11_bn-11
+        key = (dataset, model, rec.get("method", "?"), pruned_label(rec))
         row = rows.setdefault(key, {"runs": 0, **{s: [] for s in STAGES}, "params": [], "flops": [],
                                     "params_pruned": [], "flops_pruned": []})
         row["runs"] += 1
