@@ -13,7 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 L1 = ROOT / "cifar" / "l1-norm-pruning"
-FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+from utils.data import FASHION_MNIST_SYSTEM_DIR, find_fashion_mnist  # noqa: E402
+
+
+def _fashion_mnist():
+    """Where `make test` (utils/get_data.py) found or put Fashion-MNIST: Debian's folder, else the repo's ./data."""
+    for d in (FASHION_MNIST_SYSTEM_DIR, str(ROOT / "data")):
+        if find_fashion_mnist(d):
+            return d
+    return FASHION_MNIST_SYSTEM_DIR
+
+
+FASHION_MNIST = _fashion_mnist()
+HAVE_FASHION_MNIST = find_fashion_mnist(FASHION_MNIST) is not None  # else the real-data tests skip
 
 
 def write_cifar(root, name="cifar10", n_train=500, n_test=200, seed=0):

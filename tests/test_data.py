@@ -12,7 +12,7 @@ from PIL import Image
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
-from conftest import FASHION_MNIST, write_cifar
+from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, write_cifar
 from utils.data import DATASETS, DeviceLoader, TensorDataset, dataset_info, load_dataset, subset
 from utils.errors import UserError
 
@@ -359,7 +359,7 @@ def test_default_lookup_uses_dot_data(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def fashion_system():
-    if not os.path.isdir(FASHION_MNIST):
+    if not HAVE_FASHION_MNIST:
         pytest.skip("Debian's Fashion-MNIST is not installed")
     return load_dataset("fashionmnist", FASHION_MNIST)
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from conftest import FASHION_MNIST, PYTHON, ROOT, run
+from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, PYTHON, ROOT, run
 
 LT = ROOT / "lottery_ticket"
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,7 +76,7 @@ def test_killed_sweep_resumes_and_matches_an_uninterrupted_one(tmp_path, cifar_d
 BAR = 0.65  # chance is 0.10; these runs reach about 0.72-0.76
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST), reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Debian's dataset-fashion-mnist")
 def test_two_rounds_on_fashion_mnist(tmp_path):
     save = tmp_path / "sweep"
     start = time.time()

@@ -8,9 +8,9 @@ import os
 import pytest
 import torch
 
-from conftest import FASHION_MNIST, ROOT, run
+from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, ROOT, run
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(FASHION_MNIST),
+pytestmark = pytest.mark.skipif(not HAVE_FASHION_MNIST,
                                 reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
 
 WL = ROOT / "cifar" / "weight-level"

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from conftest import FASHION_MNIST, L1, run
+from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, L1, run
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(FASHION_MNIST),
+pytestmark = pytest.mark.skipif(not HAVE_FASHION_MNIST,
                                 reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
 
 EPOCHS = 4

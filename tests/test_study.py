@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import FASHION_MNIST, ROOT, run
+from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, ROOT, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -236,7 +236,7 @@ def test_sfp_rows_are_labelled_by_the_rate_their_source_was_trained_with():
 
 
 # ------------------------------------------------------------------------------------ a real run
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST), reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Debian's dataset-fashion-mnist")
 def test_quick_study_on_fashion_mnist_writes_the_table_skips_and_resumes(tmp_path):
     out = tmp_path / "quick"
     args = [STUDY, "--quick", "--methods", "l1-norm", "--models", "vgg", "--out", out, "--jobs", "1"]

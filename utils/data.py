@@ -168,6 +168,14 @@ def _fmnist_dir(directory):
     return directory if all(_find_idx(directory, s) for pair in _FMNIST_FILES.values() for s in pair) else None
 
 
+def find_fashion_mnist(data_dir=None):
+    """The first of ``data_dir`` (else ./data, then Debian's folder) that holds the four IDX files, or None."""
+    for d in ([data_dir] if data_dir else ["./data", FASHION_MNIST_SYSTEM_DIR]):
+        if os.path.isdir(d) and _fmnist_dir(d):
+            return d
+    return None
+
+
 def _load_fmnist(directory):
     out = []
     for split in ("train", "test"):
