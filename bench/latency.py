@@ -46,7 +46,7 @@ SETTINGS = {
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="*", default=list(SETTINGS), choices=list(SETTINGS), metavar="NAME",
-                   help=f"settings to time (default: all): {', '.join(SETTINGS)}")
+                   help=f"settings to time (default: all): {', '.join(SETTINGS)}".replace("%", "%%"))
     p.add_argument("--batch-sizes", nargs="*", type=int, default=[1, 64], help="batch sizes (default: 1 64)")
     p.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (default 0: torch's default)")
     p.add_argument("--min-seconds", type=float, default=0.5,

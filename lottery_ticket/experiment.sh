@@ -3,10 +3,11 @@
 # Run by weight-level/run_*.sh and l1-norm-pruning/run_*.sh, which set METHOD, ARCH and DEPTH.
 # Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [--lrs "0.1 0.01"] [--seeds "1 2 3"]
 #                 [--rounds N] [--percent P] [--schedule iterative|oneshot] [-v "A B"] [--prune large|small|random]
-#                 [-- extra flags]
+#                 [--dry-run] [-- extra flags]
 # Extra flags after "--" go to every training stage (e.g. -- --device cuda --amp --channels-last).
 # One sweep per LR, seed (and L1 variant) in SAVE/lrLR/seedS[/V] (default SAVE: logs/lottery/METHOD/DATASET/MODEL);
 # the L1 variants of a seed share one dense run (SAVE/lrLR/seedS/dense). Rerunning resumes where it stopped.
+# --dry-run prints the commands instead of running them.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../utils/experiment_lib.sh"
@@ -25,8 +26,9 @@ while [ $# -gt 0 ]; do
     --schedule) SCHEDULE="$2"; shift 2 ;;
     -v) VARIANTS="$2"; shift 2 ;;
     --prune) PRUNE="$2"; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$HERE/experiment.sh"; exit 0 ;;
     *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,12 +44,12 @@ for LR in $LRS; do
     DIR="$ROOT_SAVE/lr$LR/seed$SEED"
     if [ "$METHOD" = weight-level ]; then
       echo "=== $DIR"
-      "$PYTHON" "$HERE/iterate.py" "${COMMON[@]}" --lr "$LR" --seed "$SEED" --rounds "$ROUNDS" --percent "$PERCENT" \
+      run "$PYTHON" "$HERE/iterate.py" "${COMMON[@]}" --lr "$LR" --seed "$SEED" --rounds "$ROUNDS" --percent "$PERCENT" \
           --schedule "$SCHEDULE" --save "$DIR" -- "${EXTRA[@]}"
     else
       for V in $VARIANTS; do
         echo "=== $DIR/$V"
-        "$PYTHON" "$HERE/iterate.py" "${COMMON[@]}" --lr "$LR" --seed "$SEED" --rounds 1 -v "$V" --prune "$PRUNE" \
+        run "$PYTHON" "$HERE/iterate.py" "${COMMON[@]}" --lr "$LR" --seed "$SEED" --rounds 1 -v "$V" --prune "$PRUNE" \
             --dense "$DIR/dense" --save "$DIR/$V" -- "${EXTRA[@]}"
       done
     fi

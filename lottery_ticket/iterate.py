@@ -21,7 +21,8 @@ from typing import Optional
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from utils.branches import mask_prune_main  # noqa: E402
-from utils.checkpoint import check_writable, load_checkpoint, save_json  # noqa: E402
+from utils.checkpoint import check_writable, load_checkpoint, run_lock, save_json  # noqa: E402
+from utils.data import load_dataset  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.hparams import build_parser, hp, parse, to_dict  # noqa: E402
 from utils.lottery import lottery_train_main, masked_scratch_main, rewind_name, ticket_main  # noqa: E402
@@ -133,8 +134,24 @@ def sweep(argv=None, log=print):
     if not 0 <= args.rewind_epoch < args.epochs:
         raise UserError(f"--rewind-epoch {args.rewind_epoch}: must lie in [0, --epochs {args.epochs})")
     ratios = iterative_ratios(args.percent, args.rounds, of="all" if args.schedule == "oneshot" else "remaining")
+    load_dataset(args.dataset, args.data)  # a missing dataset stops the sweep before it records anything
     check_writable(args.save)
-    check_settings(args, extra, args.save, log)
+    with run_lock(args.save):
+        created = not os.path.exists(os.path.join(args.save, "sweep.json"))
+        check_settings(args, extra, args.save, log)
+        try:
+            return run_sweep(args, extra, method, ratios, log)
+        except BaseException:
+            if created and not any(f.endswith(".pth.tar") for _, _, files in os.walk(args.save) for f in files):
+                # nothing was trained or pruned: leave nothing behind that would block the corrected command
+                os.unlink(os.path.join(args.save, "sweep.json"))
+                for folder, _, _ in sorted(os.walk(args.save), reverse=True):
+                    if folder != args.save and not os.listdir(folder):
+                        os.rmdir(folder)
+            raise
+
+
+def run_sweep(args, extra, method, ratios, log):
 
     data = ["--dataset", args.dataset, "--test-subset", str(args.test_subset)]
     data += ["--data", args.data] if args.data else []

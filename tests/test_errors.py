@@ -40,7 +40,28 @@ def files(tmp_path_factory):
     blob = (root / "resnet20.pth.tar").read_bytes()
     (root / "truncated.pth.tar").write_bytes(blob[: len(blob) // 2])
     (root / "regular_file").write_text("not a folder\n")
+    wl = create_model("vgg11_bn", 11, cfg=scale_cfg(default_cfg("vgg11_bn", 11), 0.125))
+    save_checkpoint({**spec_fields(wl, "cifar10"), "state_dict": wl.state_dict(), "epoch": 1, "best_prec1": 0.1},
+                    root / "vgg11_bn.pth.tar")
+    (root / "notes.txt").write_text("epoch 1: 0.93\n" * 20)  # a text file given as a checkpoint
+    save_checkpoint({**spec_fields(vgg16, "cifar10"), "state_dict": vgg16.state_dict(), "epoch": 1,
+                     "best_prec1": 0.1}, root / "flipped.pth.tar")
+    flip_tensor_bytes(root / "flipped.pth.tar")
     return {"root": root, "data": data}
+
+
+def flip_tensor_bytes(path, n=4096):
+    """Invert ``n`` bytes in the middle of the largest tensor record of a torch zip checkpoint: the file still
+    loads (torch.load checks no CRC) and only the stored checksum can tell."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        info = max(z.infolist(), key=lambda i: i.file_size)
+    raw = bytearray(Path(path).read_bytes())
+    off = info.header_offset  # local file header: 30 bytes, then the name and the extra field
+    start = off + 30 + int.from_bytes(raw[off + 26:off + 28], "little") + \
+        int.from_bytes(raw[off + 28:off + 30], "little") + (info.file_size - n) // 2
+    raw[start:start + n] = bytes(b ^ 0xFF for b in raw[start:start + n])
+    Path(path).write_bytes(bytes(raw))
 
 
 def cases(f):
@@ -87,6 +108,22 @@ def cases(f):
         "epochs_zero": (train + ["--epochs", "0", "--save", s("epochs_zero")], "--epochs", s("epochs_zero")),
         "batch_size_zero": (train + ["--batch-size", "0", "--save", s("batch_zero")], "--batch-size",
                             s("batch_zero")),
+        "batch_size_one": (train + ["--batch-size", "1", "--save", s("batch_one")], "--batch-size", s("batch_one")),
+        "train_subset_negative": (train + ["--train-subset", "-5", "--save", s("subset_neg")], "--train-subset",
+                                  s("subset_neg")),
+        "lr_nan": (train + ["--lr", "nan", "--save", s("lr_nan")], "--lr", s("lr_nan")),
+        "lr_inf": (train + ["--lr", "inf", "--save", s("lr_inf")], "--lr", s("lr_inf")),
+        "momentum_nan": (train + ["--momentum", "nan", "--save", s("mom_nan")], "--momentum", s("mom_nan")),
+        "text_file_as_checkpoint": (prune + ["--model", root / "notes.txt", "--save", s("text")], "notes.txt",
+                                    s("text")),
+        "flipped_bytes_checkpoint": (prune + ["--model", root / "flipped.pth.tar", "--save", s("flipped")],
+                                     "flipped.pth.tar", s("flipped")),
+        "flipped_bytes_finetune": (ft + ["--refine", root / "flipped.pth.tar", "--save", s("flipped_ft")],
+                                   "flipped.pth.tar", s("flipped_ft")),
+        "weight_level_empty_layers": ([ROOT / "cifar" / "weight-level" / "prune.py", "--dataset", "cifar10",
+                                       "--data", data, "--model", root / "vgg11_bn.pth.tar", "--percent", "0.9999",
+                                       "--save", s("wl_empty")], "--percent",
+                                      s("wl_empty")),
     }
 
 
@@ -117,7 +154,9 @@ CASE_NAMES = ["missing_dataset", "unknown_arch", "unknown_depth", "prune_other_a
               "prune_reference_wrong_shape", "finetune_reference_wrong_shape", "variant_not_a_or_b",
               "corrupt_random_bytes", "corrupt_truncated_prune", "corrupt_truncated_finetune",
               "corrupt_truncated_resume", "resume_not_a_training_checkpoint", "unwritable_save_train",
-              "unwritable_save_prune", "epochs_zero", "batch_size_zero"]
+              "unwritable_save_prune", "epochs_zero", "batch_size_zero", "batch_size_one", "train_subset_negative",
+              "lr_nan", "lr_inf", "momentum_nan", "text_file_as_checkpoint", "flipped_bytes_checkpoint",
+              "flipped_bytes_finetune", "weight_level_empty_layers"]
 
 
 def test_case_table_is_complete(files):
@@ -133,6 +172,10 @@ def test_bad_input_is_one_line_and_writes_nothing(name, files, results):
     lines = error_lines(proc.stderr)
     assert len(lines) == 1, f"{name}: expected one line on stderr, got:\n{proc.stderr}"
     assert "error" in lines[0] and named in lines[0], f"{name}: {lines[0]!r} does not name {named!r}"
+    if name.startswith("flipped"):
+        assert "corrupt" in lines[0], lines[0]
+    if name == "text_file_as_checkpoint":
+        assert "text file" in lines[0], lines[0]
     assert not os.path.exists(save) or os.listdir(save) == [], f"{name}: wrote {os.listdir(save)}"
     written = [p for p in Path(files["root"]).rglob("*") if p.name in ("pruned.pth.tar", "prune.json",
                                                                        "checkpoint.pth.tar", "summary.json")]

@@ -210,6 +210,7 @@ def expected_preresnet(sd, masks):
     for b in blocks:
         m1, m2, m3 = (_idx(masks[f"{b}.bn{j}"]) for j in (1, 2, 3))
         out[f"{b}.select.indexes"] = _t(masks[f"{b}.bn1"].astype(np.float32))
+        _masked_whole(out, sd, f"{b}.bn1", masks[f"{b}.bn1"])
         out[f"{b}.conv1.weight"] = _t(sd[f"{b}.conv1.weight"].numpy()[m2][:, m1])
         out[f"{b}.conv2.weight"] = _t(sd[f"{b}.conv2.weight"].numpy()[m3][:, m2])
         out[f"{b}.conv3.weight"] = _t(sd[f"{b}.conv3.weight"].numpy()[:, m3])
@@ -217,8 +218,16 @@ def expected_preresnet(sd, masks):
             out[f"{b}.bn2.{name}"] = _t(sd[f"{b}.bn2.{name}"].numpy()[m2])
             out[f"{b}.bn3.{name}"] = _t(sd[f"{b}.bn3.{name}"].numpy()[m3])
     out["select.indexes"] = _t(masks["bn"].astype(np.float32))
+    _masked_whole(out, sd, "bn", masks["bn"])
     out["fc.weight"] = _t(sd["fc.weight"].numpy()[:, _idx(masks["bn"])])
     return out, [int(m.sum()) for m in masks.values()]
+
+
+def _masked_whole(out, sd, bn, mask):
+    """Step 4 of 4.2: a BN copied whole keeps gamma and beta only where its mask is 1 (zeros elsewhere); its
+    running statistics are copied unmasked."""
+    for name in ("weight", "bias"):
+        out[f"{bn}.{name}"] = _t(sd[f"{bn}.{name}"].numpy() * mask)
 
 
 def expected_densenet(sd, masks):
@@ -229,6 +238,7 @@ def expected_densenet(sd, masks):
         unit = p.rsplit(".", 1)[0] if p != "bn" else ""
         sel = f"{unit}.select.indexes" if unit else "select.indexes"
         out[sel] = _t(m.astype(np.float32))
+        _masked_whole(out, sd, p, m)
         consumer = f"{unit}.conv1.weight" if unit else "fc.weight"
         out[consumer] = _t(sd[consumer].numpy()[:, _idx(m)])
     return out, [int(m.sum()) for m in masks.values()]

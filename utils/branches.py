@@ -6,6 +6,7 @@ branches:  fine-tune (inherited weights, small constant LR), scratch-E (fresh in
 """
 import copy
 import os
+import warnings
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -14,8 +15,8 @@ import torch
 from models import build_from_spec, create_model, default_cfg, model_entry, scale_cfg
 from models.bearpaw import VGG_NAMES
 from utils import dist as dist_utils
-from utils.checkpoint import (check_writable, load_checkpoint, model_from_checkpoint, save_checkpoint, save_json,
-                              spec_fields)
+from utils.checkpoint import (check_writable, load_checkpoint, model_from_checkpoint, run_lock, save_checkpoint,
+                              save_json, spec_fields)
 from utils.data import DeviceLoader
 from utils.engine import evaluate
 from utils.errors import UserError
@@ -103,6 +104,29 @@ class PruneArgs:
     device: str = hp("auto", "device for the accuracy check: cpu, cuda or auto")
 
 
+PRUNED = "pruned.pth.tar"
+
+
+def check_prune_output(save):
+    """A prune step writes SAVE/prune.json, then SAVE/pruned.pth.tar (its completion mark): refuse a folder that
+    already holds a finished pruned model rather than replace what later stages may have been trained from."""
+    if os.path.exists(os.path.join(save, PRUNED)):
+        raise UserError(f"--save {save} already holds a pruned model ({PRUNED}); choose another --save, or delete "
+                        f"the folder to prune again")
+
+
+def write_pruned(save, checkpoint, record):
+    """prune.json first, pruned.pth.tar last: a prune killed in between leaves no finished-looking result."""
+    save_json(record, os.path.join(save, "prune.json"))
+    save_checkpoint(checkpoint, os.path.join(save, PRUNED))
+
+
+def source_width(ckpt):
+    """{'width': w} for a source trained at --width w != 1 (tables label it), else {}."""
+    width = (ckpt.get("args") or {}).get("width")
+    return {} if width in (None, 1, 1.0) else {"width": width}
+
+
 def source_options(ckpt):
     """The options the source checkpoint was trained with beyond the shared model/data/training flags (SFP's
     --rate, slimming's -sr --s): they are part of what a pruned model is (results.py labels rows by them)."""
@@ -136,6 +160,7 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
     apply_arch_aliases(args, method.arch_aliases)
     rule_options = to_dict(*parsed[2:])
     info = dataset_info(data_args.dataset)
+    check_prune_output(args.save)
     ckpt = load_checkpoint(args.model, "--model")
     options = {"detach_shortcut": True} if args.detach_shortcut else {}
     model = model_from_checkpoint(ckpt, args.model, "--model", args.arch, args.depth, info, **options)
@@ -168,10 +193,13 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
     if masked is not None:
         record["acc_masked"] = accs[2]
     record.update(described)
-    save_checkpoint({**spec_fields(pruned, ckpt.get("dataset", info.name)), "state_dict": pruned.state_dict(),
-                     "base_model": base_spec, "kept": {str(k): list(map(int, v)) for k, v in keep.items()},
-                     "prune": record}, os.path.join(args.save, "pruned.pth.tar"))
-    save_json(record, os.path.join(args.save, "prune.json"))
+    record.update(folder=os.path.abspath(args.save), **source_width(ckpt))
+    with run_lock(args.save):
+        check_prune_output(args.save)  # again under the lock: another process may have finished meanwhile
+        write_pruned(args.save, {**spec_fields(pruned, ckpt.get("dataset", info.name)),
+                                 "state_dict": pruned.state_dict(), "base_model": base_spec,
+                                 "kept": {str(k): list(map(int, v)) for k, v in keep.items()}, "prune": record},
+                     record)
     fmt = (lambda a: "n/a" if a is None else f"{100 * a:.2f}%")
     log(f"{method.name}: {spec.arch}-{spec.depth} cfg {pruned.spec.cfg}")
     masked_note = f" (masked model {fmt(record['acc_masked'])})" if masked is not None else ""
@@ -258,22 +286,48 @@ def finetune_main(description, argv=None, defaults=None, hooks_factory=None, arc
 class ScratchArgs:
     scratch: Optional[str] = hp(None, "pruned checkpoint whose architecture is trained from scratch")
     budget: str = hp("E", "E: the baseline's epochs; B: epochs x FLOPs(base)/FLOPs(pruned)", choices=["E", "B"])
+    budget_cap: float = hp(10.0, "scratch-B: warn (and say so in summary.json) when the budget exceeds this many "
+                                 "times --epochs, e.g. for a model pruned to almost nothing; it is not shortened")
 
 
-def scratch_budget(ckpt, model, info, base_epochs, check, rule="dense"):
+def _base_of(ckpt, model, info, path):
+    """(base network, where it came from) for a scratch-B budget: the unpruned network recorded by prune.py
+    (``base_model``); for our checkpoints without that record (a baseline, a fine-tune run) the network the
+    checkpoint itself holds, i.e. ratio 1; for a reference pruned.pth.tar (no spec at all) the default network
+    of that arch and depth, as the reference's main_B.py builds it."""
+    if "base_model" in ckpt:
+        return build_from_spec(ckpt["base_model"]), "base_model"
+    if "model" in ckpt:
+        warnings.warn(f"--scratch {path}: holds no record of an unpruned base network (not prune.py's output), so "
+                      f"scratch-B's FLOPs ratio is 1 (its own network); pass prune.py's pruned.pth.tar instead")
+        return build_from_spec(ckpt["model"]), "own spec"
+    return create_model(model.spec.arch, model.spec.depth, num_classes=info.num_classes, in_channels=info.in_channels,
+                        image_size=info.image_size), "default cfg"
+
+
+def scratch_budget(ckpt, model, info, base_epochs, check, rule="dense", path="(the checkpoint)"):
     """(epochs, record) for scratch-B: int(E x FLOPs(base) / FLOPs(pruned)), reference FLOPs convention;
     rule 'nonzero' counts only the checkpoint's nonzero conv weights (masked networks)."""
-    if "base_model" in ckpt:
-        base = build_from_spec(ckpt["base_model"])
-    else:  # a reference pruned.pth.tar: the base is the default network of that arch and depth
-        base = create_model(model.spec.arch, model.spec.depth, num_classes=info.num_classes,
-                            in_channels=info.in_channels, image_size=info.image_size)
+    base, origin = _base_of(ckpt, model, info, path)
     if rule == "nonzero":  # the pruned model was built without weights; its zeros are what counts
         model = copy.deepcopy(model)
         model.load_state_dict(ckpt["state_dict"])
     f_base, f_pruned = count_flops(base, rule=rule), count_flops(model, rule=rule)
     epochs = int(base_epochs * f_base / f_pruned)
-    return epochs, {"flops_base": f_base, "flops_pruned": f_pruned, "flops_ratio": f_base / f_pruned}
+    return epochs, {"flops_base": f_base, "flops_pruned": f_pruned, "flops_ratio": f_base / f_pruned,
+                    "flops_base_from": origin}
+
+
+def check_budget_cap(epochs, base_epochs, cap, record):
+    """Warn about an extreme scratch-B budget and record it; the run still trains it (it is the paper's rule)."""
+    if cap <= 0:
+        raise UserError(f"--budget-cap {cap}: must be positive")
+    record["budget_cap"] = cap
+    record["budget_over_cap"] = epochs > cap * base_epochs
+    if record["budget_over_cap"]:
+        warnings.warn(f"scratch-B budget of {epochs:,} epochs is {epochs / base_epochs:.1f} x --epochs {base_epochs}, "
+                      f"above --budget-cap {cap:g} (FLOPs ratio {record.get('flops_ratio', float('nan')):.2f}); "
+                      f"it is trained as computed; recorded as budget_over_cap in summary.json")
 
 
 def scratch_main(description, argv=None, defaults=None, hooks_factory=None, init_fn=None, arch_aliases=None,
@@ -302,7 +356,8 @@ def scratch_main(description, argv=None, defaults=None, hooks_factory=None, init
             epochs, record = budget_fn(ckpt, model, info, train_args, check, *extras)
         else:
             epochs, record = scratch_budget(ckpt, model, info, base_epochs, check,
-                                            rule="nonzero" if masked else "dense")
+                                            rule="nonzero" if masked else "dense", path=sc.scratch)
+        check_budget_cap(epochs, base_epochs, sc.budget_cap, record)
         extra.update(record)
         train_args.epochs = epochs
     spec = model.spec
@@ -331,6 +386,8 @@ class MaskPruneArgs(PruneArgs):
     compression_rate: Optional[float] = hp(None, "DenseNet option of a checkpoint without a spec (the reference's "
                                                  "--compressionRate, 2 for its densenet-100)",
                                            flags=("--compressionRate",))
+    allow_empty_layers: bool = hp(False, "write the pruned model even if a layer loses every weight (it then "
+                                         "outputs a constant); by default that is an error")
 
 
 def check_method_arch(method, spec, path, flag="--model"):
@@ -353,6 +410,7 @@ def mask_prune_main(method, description, argv=None, extra_args=(), defaults=None
     apply_arch_aliases(args, method.arch_aliases)
     rule_options = to_dict(*parsed[2:])
     info = dataset_info(data_args.dataset)
+    check_prune_output(args.save)
     ckpt = import_torch_prune(load_checkpoint(args.model, "--model"), args.model, "--model")
     options = {"detach_shortcut": True} if args.detach_shortcut else {}
     if args.compression_rate is not None:
@@ -367,6 +425,12 @@ def mask_prune_main(method, description, argv=None, extra_args=(), defaults=None
     masks = method.select(model, masks=current, **rule_options)
     pruned = copy.deepcopy(model)
     apply_masks(pruned, masks)
+    empty = empty_layers(masks)
+    if empty and not args.allow_empty_layers:
+        given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in rule_options.items()) or "this pruning"
+        raise UserError(f"{given} leaves {len(empty)} layer(s) with no weight at all ({', '.join(empty[:3])}"
+                        f"{', ...' if len(empty) > 3 else ''}): such a network computes a constant; lower the pruning "
+                        f"ratio, or pass --allow-empty-layers to keep it anyway")
     described = method.describe(model, masks, **rule_options) if method.describe is not None else {}
     before = sparse_record(model, current or {n: torch.ones_like(m) for n, m in masks.items()})
     after = sparse_record(pruned, masks)
@@ -376,7 +440,6 @@ def mask_prune_main(method, description, argv=None, extra_args=(), defaults=None
     model, pruned = model.cpu(), pruned.cpu()
     total = sum(m.numel() for m in masks.values())
     kept = sum(int(m.sum()) for m in masks.values())
-    empty = empty_layers(masks)
     record = {"method": method.name, **rule_options, "source": os.path.abspath(args.model),
               "source_options": source_options(ckpt),
               "arch": model.spec.arch, "depth": model.spec.depth, "dataset": ckpt.get("dataset", info.name),
@@ -388,11 +451,13 @@ def mask_prune_main(method, description, argv=None, extra_args=(), defaults=None
               "flops_ratio": before["flops_nonzero"] / after["flops_nonzero"], "flops_rule": "nonzero",
               "masked_weights": total, "masked_weights_pruned": total - kept,
               "density_base": before["density"], "density": after["density"], "empty_layers": empty,
-              "acc_before": acc_before, "acc_after": acc_after, **described}
-    save_checkpoint({**spec_fields(pruned, ckpt.get("dataset", info.name)), "state_dict": pruned.state_dict(),
-                     "masks": masks, "base_model": model.spec.to_dict(), "prune": record},
-                    os.path.join(args.save, "pruned.pth.tar"))
-    save_json(record, os.path.join(args.save, "prune.json"))
+              "acc_before": acc_before, "acc_after": acc_after, **described,
+              "folder": os.path.abspath(args.save), **source_width(ckpt)}
+    with run_lock(args.save):
+        check_prune_output(args.save)
+        write_pruned(args.save, {**spec_fields(pruned, ckpt.get("dataset", info.name)),
+                                 "state_dict": pruned.state_dict(), "masks": masks, "base_model": model.spec.to_dict(),
+                                 "prune": record}, record)
     fmt = (lambda a: "n/a" if a is None else f"{100 * a:.2f}%")
     if empty:
         log(f"note: {len(empty)} layer(s) have no weights left: {', '.join(empty)}")

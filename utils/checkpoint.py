@@ -6,10 +6,14 @@ scheduler, rng, ...}. Files written by the reference repo ({epoch, state_dict, b
 cfg]}, with or without BN's num_batches_tracked, with or without a DataParallel ``module.`` prefix) load
 too, given the architecture on the command line.
 """
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 
 import torch
 
@@ -18,25 +22,86 @@ from utils.errors import UserError
 
 TEMP_SUFFIX = ".tmp"                # <name>.<random>.tmp: an atomic write in progress
 WRITE_TEST_PREFIX = ".write-test."  # check_writable's probe
+LOCK_NAME = ".lock"                 # run_lock's file, present only while a process writes the folder
+CHECKSUM_KEY = "checksum"           # sha256 of everything else in a checkpoint (see state_checksum)
 _STALE = re.compile(r"^.+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")  # mkstemp's 8 random characters
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+LOW_SPACE = 4 << 20  # bytes free below which a failed write is reported as a full disk
 
 
 def _atomic_write(path, write):
+    """Write through a temporary file in the same folder, then rename: readers see the old or the new file,
+    never a part. A failure (a full disk, an unwritable folder) is one UserError naming the file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=TEMP_SUFFIX)
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are as readable as any other file
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        reason = _write_failure(exc, directory)  # before the partial file goes: it may be what fills the disk
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        if reason is None:
+            raise
+        raise UserError(f"{path}: cannot write ({reason})") from None
+
+
+def _write_failure(exc, directory):
+    """Why a write failed, in one line, or None for what is not a write failure (an interrupt, a bug)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if not isinstance(exc, RuntimeError):
+        return None
+    try:
+        stat = os.statvfs(directory)
+        full = stat.f_bavail * stat.f_frsize < LOW_SPACE
+    except OSError:
+        full = False
+    if full:  # torch.save reports a short write as an "unexpected pos" enforce failure
+        return os.strerror(errno.ENOSPC)
+    if "PytorchStreamWriter" in str(exc) or "inline_container" in str(exc):
+        return str(exc).strip().splitlines()[0][:200]
+    return None
+
+
+def _feed(h, obj):
+    if torch.is_tensor(obj):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=str):
+            h.update(f"K{k!r}".encode())
+            _feed(h, obj[k])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    else:
+        h.update(f"V{obj!r}".encode())
+
+
+def state_checksum(ckpt):
+    """sha256 over every tensor's bytes (with dtype and shape) and every other value of a checkpoint dict, its
+    own checksum entry left out. torch.load does not check the zip records' CRCs, so this is what notices bytes
+    damaged after the write."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in ckpt.items() if k != CHECKSUM_KEY})
+    return h.hexdigest()
 
 
 def save_checkpoint(obj, path):
+    obj = {**obj, CHECKSUM_KEY: state_checksum(obj)}
     _atomic_write(path, lambda f: torch.save(obj, f))
 
 
@@ -44,11 +109,32 @@ def save_json(obj, path):
     _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()))
 
 
+def _file_kind_error(path):
+    """Why ``path`` is not a PyTorch checkpoint at all (a text file, another format), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch's zip format, or a legacy pickle
+        return None
+    try:
+        head.decode("utf-8")
+        return "a text file, not a PyTorch checkpoint"
+    except UnicodeDecodeError:
+        return "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
+
+
 def load_checkpoint(path, flag="--model"):
     if not path:
         raise UserError(f"{flag} is required")
     if not os.path.isfile(path):
         raise UserError(f"{flag} {path}: no such file")
+    kind = _file_kind_error(path)
+    if kind is not None:
+        raise UserError(f"{flag} {path}: {kind}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, not a torch file, or holding pickled objects
@@ -57,6 +143,10 @@ def load_checkpoint(path, flag="--model"):
         ckpt = {"state_dict": ckpt}  # a bare state_dict
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise UserError(f"{flag} {path}: no state_dict in this file")
+    if CHECKSUM_KEY in ckpt and state_checksum(ckpt) != ckpt[CHECKSUM_KEY]:
+        raise UserError(f"{flag} {path}: corrupt checkpoint (its contents do not match the checksum stored when "
+                        f"it was written: the file was damaged since)")
+    ckpt.pop(CHECKSUM_KEY, None)
     ckpt["state_dict"] = {k[7:] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
     return ckpt
 
@@ -160,6 +250,41 @@ def remove_stale_temporaries(directory):
             except OSError:
                 pass
     return removed
+
+
+@contextmanager
+def run_lock(directory, flag="--save"):
+    """Hold an exclusive lock on ``directory`` (created if needed) while this process writes it: a second process
+    pointed at the same folder stops with a one-line error instead of mixing its files with ours. The lock is an
+    flock on DIR/.lock, released (and the file removed) on exit; the kernel drops it if the process dies."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, LOCK_NAME)
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666 & ~_UMASK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(f"{flag} {directory}: another process (pid {holder}) is writing to this folder; wait "
+                            f"for it to finish or choose another {flag}") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file that its previous holder unlinked while we opened it
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def check_writable(directory, flag="--save"):

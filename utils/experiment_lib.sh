@@ -1,6 +1,6 @@
 # Shell helpers shared by the method folders' experiment.sh scripts: sourced, never run.
 # Sets ROOT, PYTHON (the repository's .venv when there is one) and PROG; defines
-#   run CMD...             run CMD, or only print it when DRY=1
+#   run CMD...             run CMD, or only print it when DRY=1 (the scripts' --dry-run, or DRY=1 in the environment)
 #   stage DIR SCRIPT ARGS  a training stage, skipped when DIR/summary.json exists, resumed when a checkpoint does;
 #                          the caller's EXTRA array (flags after "--") goes to every stage
 #   prune_once DIR ARGS    prune.py-style step, skipped when DIR/pruned.pth.tar exists

@@ -6,6 +6,7 @@ default to None. Library code receives the dataclasses, never an argparse Namesp
 """
 import argparse
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -24,6 +25,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def finite_float(text):
+    """float, but NaN and infinities are refused where the flag is parsed (a NaN LR would train silently)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+finite_float.__name__ = "float"  # argparse names the type in its "invalid float value" message
 
 
 def _base_type(tp):
@@ -59,9 +71,9 @@ def add_arguments(parser, cls, defaults=None, title=None):
             continue
         if typing.get_origin(tp) is list:
             (item,) = typing.get_args(tp)
-            kwargs.update(nargs="*", type=item)
+            kwargs.update(nargs="*", type=finite_float if item is float else item)
         else:
-            kwargs["type"] = tp
+            kwargs["type"] = finite_float if tp is float else tp
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         group.add_argument(*names, help=help_text + " (default: %(default)s)", **kwargs)

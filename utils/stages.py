@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Optional
 
@@ -15,7 +16,8 @@ import torch
 
 from models import list_models
 from utils import dist as dist_utils
-from utils.checkpoint import check_writable, load_checkpoint, remove_stale_temporaries, save_json, spec_fields
+from utils.checkpoint import (check_writable, load_checkpoint, remove_stale_temporaries, run_lock, save_json,
+                              spec_fields)
 from utils.data import DATASETS, DeviceLoader, dataset_info, load_dataset, subset
 from utils.engine import TrainConfig, Trainer
 from utils.errors import UserError
@@ -120,10 +122,16 @@ def lr_steps(args):
 
 
 def load_data(data_args):
-    for flag, size in (("--batch-size", getattr(data_args, "batch_size", 1)),
+    for flag, size in (("--batch-size", getattr(data_args, "batch_size", 2)),
                        ("--test-batch-size", data_args.test_batch_size)):
         if size < 1:
             raise UserError(f"{flag} {size}: must be at least 1")
+    if getattr(data_args, "batch_size", 2) < 2:  # BatchNorm in training mode needs 2 values per channel
+        raise UserError(f"--batch-size {data_args.batch_size}: training needs at least 2 images per batch "
+                        f"(BatchNorm's batch statistics)")
+    for flag, n in (("--train-subset", getattr(data_args, "train_subset", 0)), ("--test-subset", data_args.test_subset)):
+        if n < 0:
+            raise UserError(f"{flag} {n}: must be 0 (all images) or a positive number of images")
     info = dataset_info(data_args.dataset)
     train, test = load_dataset(data_args.dataset, data_args.data)
     return info, subset(train, getattr(data_args, "train_subset", 0)), subset(test, data_args.test_subset)
@@ -140,6 +148,30 @@ def make_loaders(info, train, test, data_args, train_args, dinfo):
 
 
 RESUME_KEYS = ("epoch", "best_prec1", "optimizer", "scheduler", "rng")  # what Trainer.load_state needs
+# arguments a resumed run may change: where things are and how they are shown, not what is computed
+RESUME_FREE = frozenset({"resume", "save", "data", "device", "progress", "tensorboard", "test_batch_size"})
+
+
+def check_resume_args(recorded, current, path):
+    """A resumed run continues the recorded one: refuse (naming the first flag that differs) arguments that would
+    make its record describe a run that never happened."""
+    if not isinstance(recorded, dict):
+        return  # a checkpoint from before arguments were recorded
+    for key, value in current.items():
+        if key in RESUME_FREE or key not in recorded or recorded[key] == value:
+            continue
+        flag = "--" + key.replace("_", "-")
+        raise UserError(f"--resume {path}: the run was recorded with {flag} {_shown(recorded[key])}, this command "
+                        f"gives {flag} {_shown(value)}; resume with the run's own arguments (its summary.json / "
+                        f"checkpoint 'args') or start a new run in another --save")
+    extra = sorted(k for k in recorded if k not in current and k not in RESUME_FREE)
+    if extra:
+        raise UserError(f"--resume {path}: the run was recorded with --{extra[0].replace('_', '-')} "
+                        f"{_shown(recorded[extra[0]])}, which this command does not take")
+
+
+def _shown(value):
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _silent(*args, **kwargs):
@@ -163,6 +195,7 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
     dinfo = dist_utils.setup(train_args.device)
     if not dinfo.is_main:
         log = _silent  # one copy of every line under torchrun
+    held = ExitStack()
     try:
         info, train, test = load_data(data_args)
         seed_everything(train_args.seed)
@@ -178,8 +211,12 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         if resume_ckpt is None and os.path.exists(os.path.join(train_args.save, Trainer.CHECKPOINT)):
             raise UserError(f"--save {train_args.save} already holds a run; pass --resume auto to continue it "
                             "or choose another --save")
+        args_record = to_dict(data_args, train_args, *hparams)
+        if resume_ckpt is not None:
+            check_resume_args(resume_ckpt.get("args"), args_record, resume)
         if dinfo.is_main:
             check_writable(train_args.save)
+            held.enter_context(run_lock(train_args.save))  # released in the finally below, also on failure
             remove_stale_temporaries(train_args.save)
         dist_utils.barrier(dinfo)
         costs = model_costs(model)
@@ -191,7 +228,6 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
                              gamma=train_args.gamma, amp=train_args.amp, channels_last=train_args.channels_last,
                              compile=train_args.compile, progress=train_args.progress,
                              tensorboard=train_args.tensorboard)
-        args_record = to_dict(data_args, train_args, *hparams)
         extra = {**spec_fields(model, info.name), "stage": stage, "args": args_record, **(ckpt_extra or {})}
         trainer = Trainer(model, train_loader, test_loader, config, train_args.save, dinfo, hooks, extra, log)
         if resume_ckpt is not None:
@@ -206,7 +242,7 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         summary = {"stage": stage, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
                    "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
                    "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3),
-                   "command": " ".join(sys.argv), "args": args_record,
+                   "command": " ".join(sys.argv), "args": args_record, "folder": os.path.abspath(train_args.save),
                    **({"source": ckpt_extra["source"]} if ckpt_extra and "source" in ckpt_extra else {}),
                    **(summary_extra or {})}
         if dinfo.is_main:
@@ -215,4 +251,5 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
                 f" -> {train_args.save}")
         return summary
     finally:
+        held.close()
         dist_utils.cleanup(dinfo)

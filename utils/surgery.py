@@ -70,6 +70,14 @@ def prune_channels(model, keep):
         ind = torch.zeros_like(state[m + ".indexes"])
         ind[torch.tensor(sel, dtype=torch.long)] = 1
         new_state[m + ".indexes"] = ind
+    for g in model.channel_groups():
+        # a BN kept whole in front of a selection: the channels it no longer passes on get gamma = beta = 0, as
+        # the reference's slimming scripts leave them (so a later round or an analysis sorts no stale scales)
+        for bn, m in zip(g.mask, g.select):
+            dead = torch.ones(state[bn + ".weight"].numel(), dtype=torch.bool)
+            dead[new_selected.get(m, _selection(model, m).selected())] = False
+            for key in (bn + ".weight", bn + ".bias"):
+                new_state[key] = new_state[key].masked_fill(dead.to(new_state[key].device), 0)
     new_model.load_state_dict(new_state)
     return new_model
 

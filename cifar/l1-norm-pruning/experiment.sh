@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One whole L1-norm experiment: baseline -> prune -> fine-tune, scratch-E, scratch-B.
 # Run by run_vgg16.sh / run_resnet56.sh / run_resnet110.sh, which set ARCH and DEPTH.
-# Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [-v A|B] [--seeds "1 2 3"] [-- extra flags]
+# Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [-v A|B] [--seeds "1 2 3"] [--dry-run]
+#                 [-- extra flags]
 # Extra flags after "--" go to every training stage (e.g. -- --device cuda --amp --channels-last).
 # One experiment per seed, in SAVE/seedS (default SAVE: logs/l1-norm/DATASET/MODEL). Finished stages
-# (summary.json / pruned.pth.tar present) are skipped; interrupted ones resume.
+# (summary.json / pruned.pth.tar present) are skipped; interrupted ones resume. --dry-run prints the commands
+# instead of running them.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
@@ -17,8 +19,9 @@ while [ $# -gt 0 ]; do
     --data) DATA=(--data "$2"); shift 2 ;;
     -v) VARIANT="$2"; shift 2 ;;
     --seed|--seeds) SEEDS="$2"; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,7p' "$HERE/experiment.sh"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
     *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -13,7 +13,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
-DATASET=cifar10; PERCENTS=""; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); DRY=0; BASELINE=1
+DATASET=cifar10; PERCENTS=""; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); BASELINE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     cifar10|cifar100) DATASET="$1"; shift ;;

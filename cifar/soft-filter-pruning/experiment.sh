@@ -5,8 +5,9 @@
 # pruning_resnet_longer_scratch.py), plus (beyond the reference) prune to the smaller network and fine-tune it.
 # Run by run_resnet20.sh / run_resnet32.sh / run_resnet56.sh / run_resnet110.sh, which set DEPTH.
 # Usage: run_X.sh [--dataset cifar10|cifar100] [--save DIR] [--data DIR] [--rate R] [--start pretrained|scratch]
-#                 [--scratch-net masked|small] [--bug-b6] [--seeds "1 2 3"] [-- extra flags]
-# One experiment per seed in SAVE/seedS. Finished stages are skipped; interrupted ones resume.
+#                 [--scratch-net masked|small] [--bug-b6] [--seeds "1 2 3"] [--dry-run] [-- extra flags]
+# One experiment per seed in SAVE/seedS. Finished stages are skipped; interrupted ones resume. --dry-run prints
+# the commands instead of running them.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
@@ -22,8 +23,9 @@ while [ $# -gt 0 ]; do
     --scratch-net) NET="$2"; shift 2 ;;
     --bug-b6) B6=(--bug-b6); shift ;;
     --seed|--seeds) SEEDS="$2"; shift 2 ;;
+    --dry-run) DRY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$HERE/experiment.sh"; exit 0 ;;
     *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -11,7 +11,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
-DATASET=cifar10; PERCENTS="0.3"; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); DRY=0
+DATASET=cifar10; PERCENTS="0.3"; SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dataset) DATASET="${2:?}"; shift 2 ;;
