@@ -377,6 +377,30 @@ def check_scale(cfg, dry_run):
         save_json({"scale": scale, "created": time.strftime("%Y-%m-%d %H:%M:%S")}, path)
 
 
+def record_invocation(cfg, wall, ran):
+    """Add this invocation (start, wall time, steps run) to OUT/study.json; return all invocations so far."""
+    from utils.checkpoint import save_json
+    path = os.path.join(cfg["out"], "study.json")
+    with open(path) as f:
+        record = json.load(f)
+    record.setdefault("invocations", []).append({"started": time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                          time.localtime(time.time() - wall)),
+                                                 "wall_s": round(wall, 1), "steps_run": ran})
+    save_json(record, path)
+    return record["invocations"]
+
+
+def wall_note(invocations):
+    """The study's wall time: over the invocations that ran something (a rerun that only collects adds 0 s)."""
+    working = [i for i in invocations if i.get("steps_run")]
+    total = sum(i["wall_s"] for i in working)
+    this = invocations[-1] if invocations else {"wall_s": 0, "steps_run": 0}
+    note = (f"wall time {duration(total)} over {len(working)} invocation(s) that ran steps" if working
+            else "no invocation ran a step yet")
+    return note + (f" (this one: {duration(this['wall_s'])}, {this['steps_run']} step(s))" if this["steps_run"]
+                   else " (this one only collected the table)")
+
+
 def header(cfg, seeds, wall, trained, argv):
     images = cfg["train_subset"] or TRAIN_SIZES[cfg["dataset"]]
     e = cfg["epochs"]
@@ -395,9 +419,8 @@ def header(cfg, seeds, wall, trained, argv):
         "sparsity-trained one (network-slimming), the soft-pruned full-size network, SFP's own result (sfp). "
         "Model names are arch-depth (VGGs at the width above); SFP's fine-tune and scratch runs train prune.py's "
         "smaller network.", "",
-        f"Command: `python cifar/study.py {shlex.join(argv)}`; wall time of this invocation {duration(wall)}; "
-        f"training time recorded by all finished runs {duration(trained)} (without start-up, data loading "
-        f"and pruning).", ""])
+        f"Command: `python cifar/study.py {shlex.join(argv)}`; {wall}; training time recorded by all finished "
+        f"runs {duration(trained)} (without start-up, data loading and pruning).", ""])
 
 
 def duration(seconds):
@@ -541,7 +564,7 @@ def main(argv=None):
               f"continue", file=sys.stderr)
         sys.exit(130)
     wall = time.time() - start
-    collect(cfg, seeds, wall, argv, args.plot, args.metric)
+    collect(cfg, seeds, wall_note(record_invocation(cfg, wall, ran)), argv, args.plot, args.metric)
     print(f"study: {ran} step(s) run, {skipped} skipped (done), {len(failed)} failed, {len(blocked)} blocked; "
           f"total wall time {duration(wall)} ({wall:.0f} s)")
     if failed or blocked:

@@ -117,7 +117,8 @@ def test_a_copied_or_moved_tree_of_runs_collects_where_it_is_now(runs, tmp_path,
     after = collect([copy], "best")
     assert set(after) == set(before)
     for key, row in after.items():
-        expected = dict(before[key])
+        row = {k: v for k, v in row.items() if k != "baseline_runs"}  # keyed by folder: where the runs are now
+        expected = {k: v for k, v in before[key].items() if k != "baseline_runs"}
         if keep_original and key[3] == "A":
             expected["finetune"] = sorted([0.5] + [a["finetune"][0] for a in ACCS[1:]])
             row = dict(row, finetune=sorted(row["finetune"]))
@@ -146,3 +147,83 @@ def test_command_line(runs, tmp_path):
     assert "missing" in proc.stdout
     proc = run(["-m", "utils.results", tmp_path / "nothing", "--out", out], cwd=ROOT, check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "nothing" in proc.stderr
+
+
+def test_a_moved_tree_made_with_relative_save_paths_collects(tmp_path, monkeypatch):
+    """As the scripts record a run started with --save logs/...: args.save relative, sources absolute (of the old
+    place); after moving the tree, every stage must still be found (not 'missing')."""
+    import shutil
+    old = tmp_path / "old"
+    old.mkdir()
+    monkeypatch.chdir(old)
+    exp = os.path.join("logs", "r56", "seed1")
+    base_ckpt = os.path.abspath(os.path.join(exp, "baseline", "checkpoint.pth.tar"))
+    pruned_ckpt = os.path.abspath(os.path.join(exp, "pruned", "pruned.pth.tar"))
+    _write(os.path.join(exp, "baseline", "summary.json"),
+           {"stage": "baseline", "best_prec1": 0.9, "final_prec1": 0.9, "arch": "resnet", "depth": 56,
+            "dataset": "cifar10", "args": {"save": os.path.join(exp, "baseline")}})
+    _write(os.path.join(exp, "pruned", "prune.json"),
+           {"method": "l1-norm", "variant": "A", "source": base_ckpt, "arch": "resnet", "depth": 56,
+            "dataset": "cifar10", "flops_base": 2, "flops_pruned": 1, "params_base": 2, "params_pruned": 1})
+    for i, stage in enumerate(("finetune", "scratch-E", "scratch-B")):
+        _write(os.path.join(exp, stage, "summary.json"),
+               {"stage": stage, "best_prec1": 0.8 + i / 100, "final_prec1": 0.8, "source": pruned_ckpt,
+                "args": {"save": os.path.join(exp, stage)}})
+    new = tmp_path / "elsewhere" / "runs"
+    new.parent.mkdir()
+    shutil.move(str(old / "logs"), str(new))
+    monkeypatch.chdir(tmp_path)
+    rows = collect([str(new)])
+    row = rows[("cifar10", "resnet-56", "l1-norm", "A")]
+    assert row["baseline"] == [0.9]
+    assert row["finetune"] == [0.8] and row["scratch-E"] == [0.8 + 1 / 100] and row["scratch-B"] == [0.8 + 2 / 100]
+    assert "missing" not in markdown(rows, "best").splitlines()[-1]
+
+
+def test_plot_counts_a_shared_baseline_once_and_keeps_equal_costs_apart(tmp_path):
+    """Two ratios pruned from the same two trunks: the band is over 2 runs (not 4) with their std; stages at the
+    same FLOPs are drawn at different x; ticks read 120K, not 120000."""
+    root = str(tmp_path / "logs")
+    for seed, acc in ((1, 0.90), (2, 0.80)):
+        base = os.path.join(root, f"seed{seed}", "baseline")
+        _write(os.path.join(base, "summary.json"), {"stage": "baseline", "best_prec1": acc, "final_prec1": acc,
+                                                    "arch": "vgg", "depth": 16, "dataset": "d",
+                                                    "args": {"save": base, "width": 0.25}})
+        for pct in (0.3, 0.5):
+            pruned = os.path.join(root, f"seed{seed}", f"p{pct}", "pruned")
+            _write(os.path.join(pruned, "prune.json"),
+                   {"method": "m", "percent": pct, "source": os.path.join(base, "checkpoint.pth.tar"),
+                    "flops_base": 200000, "flops_pruned": 120000, "params_base": 100000, "params_pruned": 120000})
+            for stage in ("finetune", "scratch-E", "scratch-B"):
+                run_dir = os.path.join(root, f"seed{seed}", f"p{pct}", stage)
+                _write(os.path.join(run_dir, "summary.json"),
+                       {"stage": stage, "best_prec1": 0.7, "final_prec1": 0.7, "args": {"save": run_dir},
+                        "source": os.path.join(pruned, "pruned.pth.tar")})
+    rows = collect([root])
+    assert {k[1] for k in rows} == {"vgg-16 x0.25"}  # the width is part of the model's name
+    for key, row in rows.items():
+        assert len(row["baseline"]) == 2  # each row: its own two trunks
+    fig = plot_family(rows, ("d", "vgg-16 x0.25", "m"), "best")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "baseline (2 runs)"
+    band = [p for p in ax.patches if p.get_alpha() == 0.08]
+    assert len(band) == 1
+    assert band[0].get_height() == pytest.approx(2 * 100 * statistics.stdev([0.9, 0.8]))  # +- one std of 2 runs
+    drawn = {c.get_label(): c.lines[0] for c in ax.containers}
+    assert set(drawn) == {"fine-tuned", "scratch-E", "scratch-B"}
+    assert {x for line in drawn.values() for x in line.get_xdata()} == {120000}  # the data stay the costs
+    fig.canvas.draw()
+    screen = {line.get_transform().transform((line.get_xdata()[0], line.get_ydata()[0]))[0] for line in drawn.values()}
+    assert len(screen) == 3  # same FLOPs, three distinct positions on the screen
+    assert ax.xaxis.get_major_formatter()(120000, 0) == "120K"
+    assert ax.xaxis.get_major_formatter()(1500000, 0) == "1.5M"
+
+
+def test_out_on_an_existing_file_is_a_one_line_error(runs, tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    proc = run(["-m", "utils.results", runs, "--out", target, "--no-plot"], cwd=ROOT, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--out" in proc.stderr
+    assert target.read_text() == "x"

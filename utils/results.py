@@ -55,7 +55,7 @@ def moves_of(summaries):
     under an old root are then read under the new one."""
     moves = set()
     for folder, s in summaries:
-        saved = (s.get("args") or {}).get("save")
+        saved = s.get("folder") or (s.get("args") or {}).get("save")
         if not saved or not os.path.isabs(saved):
             continue
         old, new = os.path.normpath(saved).split(os.sep), folder.split(os.sep)
@@ -91,46 +91,89 @@ def pruned_label(record):
 
 
 def scan(roots):
-    """(prune records, summaries), each a list of (folder, dict)."""
-    prunes, summaries = [], []
+    """(prune records, summaries, folders): records and summaries are lists of (real folder, dict), each run once
+    however it is reached; folders maps every path a run folder is reached by (its own, or a symlink such as a
+    shared trunk's) to its real path."""
+    prunes, summaries, folders, seen = [], [], {}, set()
     for root in roots:
         if not os.path.isdir(root):
             from utils.errors import UserError
             raise UserError(f"{root}: no such folder")
-        for folder, _dirs, files in os.walk(root):
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            folders[os.path.abspath(folder)] = real
+            for d in list(dirs):
+                sub = os.path.realpath(os.path.join(folder, d))
+                if sub in seen or sub == real:  # reached before (a symlink to a run, or a cycle): name it only
+                    folders[os.path.abspath(os.path.join(folder, d))] = sub
+                    dirs.remove(d)
+            if real in seen:
+                continue
+            seen.add(real)
             if "prune.json" in files:
-                prunes.append((os.path.realpath(folder), _load(os.path.join(folder, "prune.json"))))
+                prunes.append((real, _load(os.path.join(folder, "prune.json"))))
             if "summary.json" in files:
-                summaries.append((os.path.realpath(folder), _load(os.path.join(folder, "summary.json"))))
-    return prunes, summaries
+                summaries.append((real, _load(os.path.join(folder, "summary.json"))))
+    return prunes, summaries, folders
+
+
+class Locator:
+    """Where a run folder recorded in another run's files is now. Recorded paths are absolute paths of the
+    machine and place the runs were made in (or relative to the folder they were started from): they are
+    mapped through the moves of the tree (``moves_of``), and failing that matched by their trailing path
+    components against the run folders found here (the longest match, if it is unique and at least the last
+    two components), so a tree copied, moved or renamed at its top still links up."""
+
+    def __init__(self, folders, moves):
+        self.folders, self.moves = folders, moves
+        self.reals = set(folders.values())
+        self._parts = {alias: alias.split(os.sep) for alias in folders}
+
+    def find(self, path):
+        if path is None:
+            return None
+        mapped = _norm(path, self.moves)
+        if mapped in self.reals:
+            return mapped
+        parts = os.path.normpath(path).split(os.sep)
+        best, best_len, tie = None, 1, False
+        for alias, alias_parts in self._parts.items():
+            n = 0
+            while n < min(len(parts), len(alias_parts)) and parts[-1 - n] == alias_parts[-1 - n]:
+                n += 1
+            if n > best_len:
+                best, best_len, tie = self.folders[alias], n, False
+            elif n == best_len and best is not None and self.folders[alias] != best:
+                tie = True
+        return best if best is not None and not tie else mapped
 
 
 def collect(roots, metric="best"):
     """Rows of the paper's table: {key fields, stage -> [accuracies], params, flops, ...}."""
-    prunes, summaries = scan(roots)
+    prunes, summaries, folders = scan(roots)
     by_folder = {folder: s for folder, s in summaries}
-    moves = moves_of(summaries)
+    locate = Locator(folders, moves_of(summaries + prunes))
     branches = {}  # pruned checkpoint's folder -> {stage: summary}
     for folder, s in summaries:
         if s.get("stage") in ("finetune", "scratch-E", "scratch-B"):
-            src = _norm(_source_of(s), moves)
+            src = _source_of(s)
             if src:
-                branches.setdefault(os.path.dirname(src), []).append(s)
+                branches.setdefault(locate.find(os.path.dirname(os.path.normpath(src))), []).append(s)
     key_of = f"{metric}_prec1"
     rows = {}
     for folder, rec in sorted(prunes, key=lambda p: p[0]):
-        base_folder = os.path.dirname(_norm(rec.get("source"), moves)) if rec.get("source") else None
+        base_folder = locate.find(os.path.dirname(os.path.normpath(rec["source"]))) if rec.get("source") else None
         base = by_folder.get(base_folder)
         arch = rec.get("arch") or (base or {}).get("arch") or "?"
         depth = rec.get("depth") or (base or {}).get("depth") or ""
         dataset = rec.get("dataset") or (base or {}).get("dataset") or "?"
-        model = f"{arch}-{depth}" if depth and str(depth) not in str(arch) else arch  # vgg11_bn, not vgg11_bn-11
-        key = (dataset, model, rec.get("method", "?"), pruned_label(rec))
+        key = (dataset, model_label(arch, depth, rec, base), rec.get("method", "?"), pruned_label(rec))
         row = rows.setdefault(key, {"runs": 0, **{s: [] for s in STAGES}, "params": [], "flops": [],
-                                    "params_pruned": [], "flops_pruned": []})
+                                    "params_pruned": [], "flops_pruned": [], "baseline_runs": {}})
         row["runs"] += 1
         if base and base.get(key_of) is not None:
             row["baseline"].append(base[key_of])
+            row["baseline_runs"][base_folder] = base[key_of]
         for s in branches.get(folder, []):
             if s.get(key_of) is not None:
                 row[s["stage"]].append(s[key_of])
@@ -139,6 +182,16 @@ def collect(roots, metric="best"):
             if rec.get(rk) is not None:
                 row[k].append(rec[rk])
     return rows
+
+
+def model_label(arch, depth, record, base):
+    """arch-depth (vgg11_bn, not vgg11_bn-11), with the width factor of a model built at other than its
+    default widths (``--width``): vgg-16 x0.25."""
+    label = f"{arch}-{depth}" if depth and str(depth) not in str(arch) else str(arch)
+    width = record.get("width")
+    if width is None:
+        width = ((base or {}).get("args") or {}).get("width")
+    return label if width in (None, 1, 1.0) else f"{label} x{width:g}"
 
 
 def mean_std(values):
@@ -202,21 +255,36 @@ def csv_text(rows):
     return out.getvalue()
 
 
+def _si(value, _pos=None):
+    """Axis tick labels: 120K, 1.5M, 2G instead of 120000 (long numbers run into each other)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
 def plot_family(rows, family, metric):
     """Figure for one (dataset, model, method): accuracy against FLOPs and against params, one series per
-    stage across the pruned models; the baseline as a horizontal band."""
+    stage across the pruned models; the baseline as a horizontal band over its distinct runs (a trunk shared by
+    several pruned models counts once). The stages' points are drawn a few points apart on the screen (their
+    x values stay the costs), so that equal costs do not hide each other."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    from matplotlib.transforms import offset_copy
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     keys = sorted((k for k in rows if k[:3] == family), key=lambda k: -statistics.fmean(rows[k]["flops_pruned"] or [0]))
     markers = {"finetune": "o", "scratch-E": "s", "scratch-B": "^"}
+    shift = {"finetune": -6, "scratch-E": 0, "scratch-B": 6}  # points on the screen
+    base_runs = {}
+    for k in keys:
+        base_runs.update(rows[k].get("baseline_runs") or {})
     for ax, cost, xlabel in ((axes[0], "flops_pruned", "FLOPs per image (reference convention)"),
                              (axes[1], "params_pruned", "parameters")):
-        base = [v for k in keys for v in rows[k]["baseline"]]
-        if base:
-            m, s, n = mean_std(base)
-            ax.axhline(100 * m, color="black", lw=1, label=f"baseline ({n} runs)")
+        if base_runs:
+            m, s, n = mean_std(list(base_runs.values()))
+            ax.axhline(100 * m, color="black", lw=1, label=f"baseline ({n} run{'s' if n > 1 else ''})")
             if s:
                 ax.axhspan(100 * (m - s), 100 * (m + s), color="black", alpha=0.08)
         for stage in ("finetune", "scratch-E", "scratch-B"):
@@ -225,10 +293,16 @@ def plot_family(rows, family, metric):
             if not pts:
                 continue
             xs, ys, es = [p[0] for p in pts], [100 * p[1] for p in pts], [100 * (p[2] or 0) for p in pts]
-            ax.errorbar(xs, ys, yerr=es, marker=markers[stage], capsize=3, label=STAGE_TITLES[stage])
+            ax.errorbar(xs, ys, yerr=es, marker=markers[stage], capsize=3, label=STAGE_TITLES[stage],
+                        transform=offset_copy(ax.transData, fig=fig, x=shift[stage], units="points"))
+            # drawn through an offset transform, the points do not enter the axis limits by themselves
+            ax.update_datalim([(x, y + d) for x, y, e in zip(xs, ys, es) for d in (-e, e)])
             for x, y, lbl in zip(xs, ys, [p[3] for p in pts]):
                 if stage == "finetune":
                     ax.annotate(lbl, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.margins(x=0.1, y=0.05)
+        ax.autoscale_view()
+        ax.xaxis.set_major_formatter(FuncFormatter(_si))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"test accuracy (%), {metric}")
         ax.grid(alpha=0.3)
@@ -278,6 +352,8 @@ def main(argv=None):
             import matplotlib  # noqa: F401
         except ImportError:
             raise UserError("--plot needs matplotlib (pip install matplotlib), or pass --no-plot") from None
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: exists and is not a folder (the tables and plots go into a folder)")
     rows = collect(args.runs, args.metric)
     if not rows:
         raise UserError(f"no prune.json under {' '.join(args.runs)}: nothing to tabulate")
