@@ -81,6 +81,37 @@ class ChannelGroup:
     mask: list = field(default_factory=list)
 
 
+def selection_group(cfg_index, unit, bn, consumer, compact):
+    """The channel group of a selection layer ``unit.select`` between BatchNorm ``unit.bn`` and the layer that
+    reads it. Reference layout: the BN stays whole (``mask``) and only the selection narrows; compact layout
+    (selection first): the BN holds just the selected channels and narrows with them (``out``)."""
+    name = (lambda m: f"{unit}.{m}" if unit else m)
+    if compact:
+        return ChannelGroup(cfg_index, name("select"), out=[name(bn)], select=[name("select")], inp=[name(consumer)])
+    return ChannelGroup(cfg_index, name("select"), mask=[name(bn)], select=[name("select")], inp=[name(consumer)])
+
+
+def compact_selections(model, **options):
+    """``model`` rebuilt with option ``compact`` (each selection before its BN, which keeps only the selected
+    channels) plus ``options``, with the same weights: an exactly equivalent network (BN is per channel)."""
+    import copy
+    from .registry import build_from_spec
+    if model.spec.options.get("compact"):
+        return copy.deepcopy(model)
+    state = dict(model.state_dict())
+    for g in model.channel_groups():
+        for bn, sel in zip(g.mask, g.select):
+            index = torch.tensor(model.get_submodule(sel).selected(), dtype=torch.long)
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                state[f"{bn}.{key}"] = state[f"{bn}.{key}"].index_select(0, index.to(state[f"{bn}.{key}"].device))
+    spec = copy.deepcopy(model.spec)
+    spec.options.update(compact=True, **options)
+    spec.options["selected"] = [m.selected() for m in model.modules() if isinstance(m, ChannelSelection)]
+    compact = build_from_spec(spec)
+    compact.load_state_dict(state)
+    return compact
+
+
 def init_conv_fan_out(model, bn_gamma):
     """He fan-out normal convs, BN2d gamma=bn_gamma/beta=0 (the reference's CIFAR init)."""
     for m in model.modules():

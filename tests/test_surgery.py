@@ -63,6 +63,15 @@ def expected_tensors(model, keep):
                 state[key] = state[key][kept]
         for m in g.inp:
             state[m + ".weight"] = state[m + ".weight"][:, kept]
+    for g in groups.values():
+        # a BN kept whole before a selection: gamma and beta are zero where the (new) selection no longer reads
+        for bn, sel in zip(g.mask, g.select):
+            old = model.get_submodule(sel).selected()
+            now = [old[k] for k in keep[g.cfg_index]] if g.cfg_index in keep else old
+            dead = torch.ones(state[bn + ".weight"].numel(), dtype=torch.bool)
+            dead[now] = False
+            for key in (bn + ".weight", bn + ".bias"):
+                state[key] = torch.where(dead, torch.zeros_like(state[key]), state[key])
     return state
 
 

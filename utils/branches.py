@@ -104,6 +104,13 @@ class PruneArgs:
     device: str = hp("auto", "device for the accuracy check: cpu, cuda or auto")
 
 
+@dataclass
+class CompactOption:
+    compact: bool = hp(False, "channel-selection networks (PreResNet, DenseNet): also write SAVE/compact.pth.tar, the "
+                              "same function with each BN after its selection and unread produced channels removed "
+                              "(for deployment; fine-tune / scratch still read pruned.pth.tar, the reference layout)")
+
+
 PRUNED = "pruned.pth.tar"
 
 
@@ -154,11 +161,11 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
     method's optional ``check_source``, ``masked`` and ``describe`` add a warning about the source, the
     masked model's accuracy (acc_masked) and extra record entries."""
     from utils.data import dataset_info
-    classes = (PruneArgs, EvalDataArgs) + tuple(extra_args)
+    classes = (PruneArgs, CompactOption, EvalDataArgs) + tuple(extra_args)
     parsed = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
-    args, data_args = parsed[:2]
+    args, compact_opt, data_args = parsed[:3]
     apply_arch_aliases(args, method.arch_aliases)
-    rule_options = to_dict(*parsed[2:])
+    rule_options = to_dict(*parsed[3:])
     info = dataset_info(data_args.dataset)
     check_prune_output(args.save)
     ckpt = load_checkpoint(args.model, "--model")
@@ -169,10 +176,16 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
         supported = "; ".join(f"{a}: {', '.join(map(str, d))}" for a, d in method.archs.items())
         raise UserError(f"--model {args.model}: {method.name} pruning is defined for {supported}, "
                         f"not {spec.arch}-{spec.depth}")
+    if compact_opt.compact and not hasattr(model, "compact_model"):
+        raise UserError(f"--compact: {spec.arch} has no channel selection; its pruned network is already compact")
     if method.check_source is not None:
         method.check_source(ckpt, model, args.model)
     keep = method.select(model, **rule_options)
     pruned = method.shrink(model, keep, **rule_options) if method.shrink is not None else prune_channels(model, keep)
+    small = None
+    if compact_opt.compact:
+        from utils.compact import compact, compact_record
+        small, diff = compact(pruned, "--model", args.model)
     masked = method.masked(model, keep) if method.masked is not None else None
     described = method.describe(model, keep, **rule_options) if method.describe is not None else {}
     base_costs, pruned_costs = model_costs(model), model_costs(pruned)
@@ -194,8 +207,13 @@ def prune_main(method, description, argv=None, extra_args=(), defaults=None, log
         record["acc_masked"] = accs[2]
     record.update(described)
     record.update(folder=os.path.abspath(args.save), **source_width(ckpt))
+    if small is not None:
+        record.update(compact_record(pruned, small, diff))
     with run_lock(args.save):
         check_prune_output(args.save)  # again under the lock: another process may have finished meanwhile
+        if small is not None:
+            save_checkpoint({**spec_fields(small, ckpt.get("dataset", info.name)), "state_dict": small.state_dict(),
+                             "base_model": base_spec, "compact": True}, os.path.join(args.save, "compact.pth.tar"))
         write_pruned(args.save, {**spec_fields(pruned, ckpt.get("dataset", info.name)),
                                  "state_dict": pruned.state_dict(), "base_model": base_spec,
                                  "kept": {str(k): list(map(int, v)) for k, v in keep.items()}, "prune": record},
