@@ -62,4 +62,7 @@ def barrier(info):
 
 def cleanup(info):
     if info.enabled and dist.is_initialized():
+        # every rank reaches the end before any tears the group down: a rank destroying its gloo context while
+        # another still talks to it aborts ("terminate called without an active exception") under load
+        dist.barrier()
         dist.destroy_process_group()
