@@ -31,15 +31,16 @@ from bench.common import machine  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 
 # name -> (method, arch, depth, rule options)
+L1, SLIM = "cifar/l1-norm-pruning", "cifar/network-slimming"
 SETTINGS = {
-    "vgg16-A": ("l1-norm", "vgg", 16, {"variant": "A"}),
-    "resnet56-A": ("l1-norm", "resnet", 56, {"variant": "A"}),
-    "resnet56-B": ("l1-norm", "resnet", 56, {"variant": "B"}),
-    "resnet110-A": ("l1-norm", "resnet", 110, {"variant": "A"}),
-    "resnet110-B": ("l1-norm", "resnet", 110, {"variant": "B"}),
-    "slim-vgg19-70%": ("network-slimming", "vgg_slim", 19, {"percent": 0.7}),
-    "slim-preresnet164-40%": ("network-slimming", "preresnet", 164, {"percent": 0.4}),
-    "slim-densenet40-40%": ("network-slimming", "densenet", 40, {"percent": 0.4}),
+    "vgg16-A": (L1, "vgg", 16, {"variant": "A"}),
+    "resnet56-A": (L1, "resnet", 56, {"variant": "A"}),
+    "resnet56-B": (L1, "resnet", 56, {"variant": "B"}),
+    "resnet110-A": (L1, "resnet", 110, {"variant": "A"}),
+    "resnet110-B": (L1, "resnet", 110, {"variant": "B"}),
+    "slim-vgg19-70%": (SLIM, "vgg_slim", 19, {"percent": 0.7}),
+    "slim-preresnet164-40%": (SLIM, "preresnet", 164, {"percent": 0.4}),
+    "slim-densenet40-40%": (SLIM, "densenet", 40, {"percent": 0.4}),
 }
 
 
@@ -66,19 +67,19 @@ def build_pair(name, seed):
     """(unpruned, pruned) networks of one setting, on the CPU, in eval mode."""
     import torch
     from models import create_model
-    from utils.methods import get_method
+    from utils.methods import PruneContext, get_method, hparams_of
     from utils.surgery import prune_channels
-    method_name, arch, depth, options = SETTINGS[name]
-    method = get_method(method_name)
+    key, arch, depth, options = SETTINGS[name]
+    method = get_method(key)
     torch.manual_seed(seed)
     base = create_model(arch, depth)
-    if method_name == "network-slimming":
+    if key == SLIM:
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for m in base.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.weight.copy_(torch.randn(m.weight.shape, generator=g).abs())
-    pruned = prune_channels(base, method.select(base, **options))
+    pruned = prune_channels(base, method.select(base, PruneContext(hparams_of(method.Hparams, **options))))
     return base.eval(), pruned.eval()
 
 

@@ -94,7 +94,7 @@ def reference_dataset(root, n):
     """torchvision's CIFAR10 with the reference transforms, on the first n training images."""
     import torchvision.transforms as T
     from torchvision.datasets import CIFAR10
-    from utils.data import DATASETS
+    from utils.data import dataset_info
 
     class AnyCifar10(CIFAR10):
         # accept CIFAR-format files whose checksums differ (a subset, the synthetic set); reading is torchvision's
@@ -104,7 +104,7 @@ def reference_dataset(root, n):
         def _load_meta(self):
             self.classes = [str(i) for i in range(10)]
 
-    info = DATASETS["cifar10"]
+    info = dataset_info("cifar10")
     transform = T.Compose([T.Pad(4), T.RandomCrop(32), T.RandomHorizontalFlip(), T.ToTensor(),
                            T.Normalize(info.mean, info.std)])
     ds = AnyCifar10(root, train=True, transform=transform)
@@ -145,8 +145,8 @@ def bench_reference(root, args):
 
 def bench_device_loader(train, args, device):
     import torch
-    from utils.data import DATASETS, DeviceLoader
-    info = DATASETS["cifar10"]
+    from utils.data import DeviceLoader, dataset_info
+    info = dataset_info("cifar10")
     loader = DeviceLoader(train, args.batch_size, train=True, mean=info.mean, std=info.std, device=device,
                           seed=args.seed)
 

@@ -76,11 +76,11 @@ def bench_reference(root, args, device):
 
 
 def bench_engine(train, args, device):
-    from utils.data import DATASETS, DeviceLoader
+    from utils.data import DeviceLoader, dataset_info
     from utils.dist import DistInfo
     from utils.engine import TrainConfig, Trainer
     import torch
-    info = DATASETS["cifar10"]
+    info = dataset_info("cifar10")
     cuda = torch.device(device).type == "cuda"
     loader = DeviceLoader(train, args.batch_size, train=True, mean=info.mean, std=info.std, device=device,
                           seed=args.seed, channels_last=cuda)

@@ -20,19 +20,22 @@ from typing import Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from utils.branches import mask_prune_main  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from models import model_entry  # noqa: E402
+from utils import stages  # noqa: E402
 from utils.checkpoint import check_writable, load_checkpoint, run_lock, save_json  # noqa: E402
-from utils.data import load_dataset  # noqa: E402
+from utils.cli import overrides  # noqa: E402
+from utils.data import dataset_names, load_dataset  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.hparams import build_parser, hp, parse, to_dict  # noqa: E402
-from utils.lottery import lottery_train_main, masked_scratch_main, rewind_name, ticket_main  # noqa: E402
+from utils.lottery import RewindArgs, TicketArgs, rewind_name, ticket  # noqa: E402
 from utils.masks import iterative_ratios, round_density  # noqa: E402
-from utils.methods import get_method  # noqa: E402
-from utils.stages import DATASETS  # noqa: E402
+from utils.methods import NoHparams, get_method, hparams_of  # noqa: E402
 
-METHODS = {  # the pruning rule (lottery_ticket/*/method.py) and defaults of the paper's settings
-    "weight-level": {"rule": "lottery-weight-level", "arch": "vgg16_bn", "depth": 16, "reinit": "sparse"},
-    "l1-norm": {"rule": "lottery-l1-norm", "arch": "vgg", "depth": 16, "reinit": "dense"},
+METHODS = {  # the method (lottery_ticket/*/method.py) and defaults of the paper's settings
+    "weight-level": {"key": "lottery_ticket/weight-level", "arch": "vgg16_bn", "depth": 16},
+    "l1-norm": {"key": "lottery_ticket/l1-norm-pruning", "arch": "vgg", "depth": 16},
 }
 # what must not change between a sweep's runs in the same --save (--rounds may grow)
 SETTINGS = ("method", "arch", "depth", "width", "dataset", "percent", "layerwise", "schedule", "variant", "prune",
@@ -46,7 +49,7 @@ class SweepArgs:
     arch: Optional[str] = hp(None, "architecture (default: vgg16_bn for weight-level, vgg for l1-norm)")
     depth: Optional[int] = hp(None, "depth (default 16)")
     width: float = hp(1.0, "VGG: scale every default layer width by this factor (small models for CPU runs)")
-    dataset: str = hp("cifar10", "dataset", choices=sorted(DATASETS))
+    dataset: str = hp("cifar10", "dataset", choices=dataset_names())
     data: Optional[str] = hp(None, "dataset folder (see train.py --help)")
     save: str = hp("./logs/lottery", "output folder of the sweep")
     dense: Optional[str] = hp(None, "folder of the dense run (default SAVE/round_0); sweeps that share a dense "
@@ -61,6 +64,8 @@ class SweepArgs:
     rewind_epoch: int = hp(0, "rewind the tickets to the weights after this many epochs of the dense run "
                               "(0 = to the initialisation, as the reference)")
     scratch: bool = hp(True, "also train the random-init control of every round")
+    allow_empty_layers: bool = hp(False, "weight level: go on when a round leaves a conv layer without weights "
+                                         "(by default that is an error)")
     epochs: int = hp(160, "epochs of every training (dense, ticket, random init)")
     lr: float = hp(0.1, "initial learning rate of every training (the paper compares 0.1 and 0.01)")
     seed: int = hp(1, "random seed")
@@ -96,14 +101,14 @@ def check_settings(args, extra, save, log):
     save_json({**current, "rounds": args.rounds}, path)
 
 
-def run_training(directory, fn, argv, log):
+def run_training(directory, fn, train_args, log):
     """A training stage unless it is finished; an interrupted one resumes from its checkpoint."""
     summary = os.path.join(directory, "summary.json")
     if os.path.exists(summary):
         log(f"== {directory}: done, skipped")
         return load_json(summary)
     log(f"== {directory}")
-    return fn(list(argv) + ["--save", directory, "--resume", "auto"])
+    return fn(replace(train_args, save=directory, resume="auto"))
 
 
 def table(rows):
@@ -152,15 +157,23 @@ def sweep(argv=None, log=print):
 
 
 def run_sweep(args, extra, method, ratios, log):
-
-    data = ["--dataset", args.dataset, "--test-subset", str(args.test_subset)]
-    data += ["--data", args.data] if args.data else []
-    train = data + ["--epochs", str(args.epochs), "--lr", str(args.lr), "--seed", str(args.seed),
-                    "--train-subset", str(args.train_subset)]
+    rule = get_method(method["key"])
+    given = overrides(extra, stages.DataArgs, stages.TrainArgs)
+    data = stages.DataArgs(dataset=args.dataset, data=args.data, test_subset=args.test_subset,
+                           train_subset=args.train_subset, **given[stages.DataArgs])
+    train = stages.TrainArgs(**{"epochs": args.epochs, "lr": args.lr, "seed": args.seed, **given[stages.TrainArgs]})
+    eval_data = stages.EvalDataArgs(dataset=data.dataset, data=data.data, test_batch_size=data.test_batch_size,
+                                    test_subset=data.test_subset)
+    entry = model_entry(args.arch)
+    options = None
+    if entry.options is not None:
+        options = entry.options(**({"width": args.width} if "width" in entry.options.__dataclass_fields__ else {}))
+    elif args.width != 1.0:
+        raise UserError(f"--width applies to the VGGs, not {entry.name}")
     dense_dir = args.dense or os.path.join(args.save, "round_0")
-    dense_argv = train + ["--arch", args.arch, "--depth", str(args.depth), "--width", str(args.width),
-                          "--rewind-epoch", str(args.rewind_epoch)]
-    dense = run_training(dense_dir, lambda a: lottery_train_main("dense training", a), dense_argv + extra, log)
+    dense = run_training(dense_dir, lambda t: stages.train(rule, stages.ModelArgs(args.arch, args.depth), data, t,
+                                                           RewindArgs(args.rewind_epoch), options=options, log=log),
+                         train, log)
     init = os.path.join(dense_dir, rewind_name(args.rewind_epoch))
     if not os.path.exists(init):
         raise UserError(f"--dense {dense_dir}: holds no {rewind_name(args.rewind_epoch)} (train it with "
@@ -181,28 +194,26 @@ def run_sweep(args, extra, method, ratios, log):
         if not os.path.exists(pruned):
             log(f"== {rd}: prune {source}")
             if args.method == "weight-level":
-                options = ["--percent", repr(ratios[k - 1])] + (["--layerwise"] if args.layerwise else [])
+                options_ = hparams_of(rule.Hparams, percent=ratios[k - 1], layerwise=args.layerwise)
             else:
-                options = ["-v", args.variant, "--prune", args.prune, "--seed", str(args.seed)]
-            rule = get_method(method["rule"])
-            mask_prune_main(rule, "prune", data + ["--model", source, "--save", rd] + options,
-                            extra_args=(rule.prune_args,), log=log)
+                options_ = hparams_of(rule.Hparams, variant=args.variant, prune=args.prune, seed=args.seed)
+            stages.prune(rule, stages.PruneArgs(model=source, save=rd), eval_data, options_,
+                         empty_ok=args.allow_empty_layers, log=log)
         record = load_checkpoint(pruned, "--pruned")["prune"]
-        stage_argv = train + extra
-        ticket = run_training(os.path.join(rd, "ticket"), lambda a: ticket_main("ticket", a),
-                              ["--pruned", pruned, "--init", init] + stage_argv, log)
-        scratch = None
+        won = run_training(os.path.join(rd, "ticket"),
+                           lambda t: ticket(rule, TicketArgs(pruned=pruned, init=init), data, t, log=log), train, log)
+        control = None
         if args.scratch:
-            scratch = run_training(os.path.join(rd, "scratch"),
-                                   lambda a: masked_scratch_main("random init", a, reinit=method["reinit"]),
-                                   ["--scratch", pruned, "--budget", "E"] + stage_argv, log)
+            control = run_training(os.path.join(rd, "scratch"),
+                                   lambda t: stages.scratch(rule, stages.ScratchArgs(scratch=pruned, budget="E"), data,
+                                                            t, NoHparams(), log=log), train, log)
         target = round_density(args.percent, k) if args.method == "weight-level" else record["density"]
         keep = ("final_prec1", "best_prec1", "epochs")
         row = {"round": k, "density": record["density"], "target_density": target,
                "masked_weights": record["masked_weights"],
                "masked_weights_kept": record["masked_weights"] - record["masked_weights_pruned"],
                "acc_before": record["acc_before"], "acc_after": record["acc_after"],
-               "ticket": {x: ticket[x] for x in keep}, "scratch": scratch and {x: scratch[x] for x in keep}}
+               "ticket": {x: won[x] for x in keep}, "scratch": control and {x: control[x] for x in keep}}
         save_json(row, marker)
         rows.append(row)
         trained = os.path.join(rd, "ticket", "checkpoint.pth.tar")

@@ -1,5 +1,5 @@
 """The shared model zoo. Importing it registers every architecture."""
-from .registry import (ModelSpec, build_from_spec, create_model, default_cfg, list_models,  # noqa: F401
+from .registry import (ModelSpec, build_from_spec, create_model, default_cfg, list_models, option_kwargs,  # noqa: F401,E501
                        model_entry, resolve_arch, scale_cfg)
 from . import vgg, resnet, preresnet, densenet, resnet_wl, resnet_sfp  # noqa: F401,E402  (registration)
 from . import bearpaw  # noqa: F401,E402  (weight-level VGG/PreResNet/DenseNet)

@@ -30,13 +30,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from errors import UserError
+
 from .layers import ChannelGroup, init_conv_fan_out
 from .registry import register_model
+from .densenet import DenseNetOptions
 from .vgg import DEFAULT_CFG as VGG_CFG
+from .vgg import WidthOptions
 
 
 def _user_error(message):
-    from utils.errors import UserError
     return UserError(message)
 
 
@@ -104,7 +107,7 @@ def _register_vgg(depth, batch_norm):
 
     build.__doc__ = (f"VGG-{depth}{' with BN' if batch_norm else ''} for CIFAR, weight-level (bearpaw) variant: "
                      f"conv bias, single linear head.")
-    register_model(name, depths=(depth,), default_depth=depth)(build)
+    register_model(name, depths=(depth,), default_depth=depth, options=WidthOptions)(build)
 
 
 for _depth in sorted(VGG_CFG):
@@ -327,7 +330,7 @@ def _densenet(arch, depth, n, bottleneck, cfg, growth_rate, compression_rate, dr
                                compression_rate, drop_rate)
 
 
-@register_model("densenet_wl", depths=(40, 100), default_depth=40)
+@register_model("densenet_wl", depths=(40, 100), default_depth=40, options=DenseNetOptions)
 def densenet_wl(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, growth_rate=12,
                 compression_rate=1, drop_rate=0.0):
     """DenseNet as the weight-level scripts build it: basic layers at every depth, (depth-4)/3 per block
@@ -336,7 +339,7 @@ def densenet_wl(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, g
                      num_classes, in_channels, image_size)
 
 
-@register_model("densenet_bc", depths=(40, 100), default_depth=100)
+@register_model("densenet_bc", depths=(40, 100), default_depth=100, options=DenseNetOptions)
 def densenet_bc(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, growth_rate=12,
                 compression_rate=2, drop_rate=0.0):
     """DenseNet-BC: bottleneck layers (1x1 to 4k, 3x3 to k), (depth-4)/6 per block, transitions halve the

@@ -3,20 +3,39 @@
 cfg: 3n+3 ints; the channels each dense layer's conv reads (n per block), each transition's conv reads,
 and the classifier reads. Growth and transition outputs are not pruned. ``selected`` as in PreResNet.
 
-``compact=True`` (``compact()`` converts) is the same function as a deployable network: every selection in
+``compact=True`` (``compact_model()`` converts) is the same function as a deployable network: every selection in
 front of its BatchNorm, which keeps only the selected channels, and every produced channel that no later
 layer selects removed from the conv that makes it (``produced``: the output widths of the stem, each dense
 layer and each transition, in that order; a dense layer none of whose outputs is read disappears). The
 selections then index the smaller concatenations.
 """
 import copy
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from errors import UserError
+
 from .layers import ChannelSelection, check_selection, compact_selections, init_conv_fan_out, selection_group
 from .registry import build_from_spec, register_model
+
+
+@dataclass
+class DenseNetOptions:
+    """The DenseNets' option: the transitions' compression (the reference's --compressionRate)."""
+    compression_rate: Optional[float] = field(default=None, metadata={
+        "help": "transitions keep floor(C // this) channels (the reference's --compressionRate; 2 for its "
+                "densenet-100); default: the architecture's", "flags": ("--compressionRate",)})
+
+    def __post_init__(self):
+        if self.compression_rate is not None and not self.compression_rate > 0:
+            raise UserError(f"--compression-rate {self.compression_rate}: must be positive")
+
+    def kwargs(self, arch, depth):
+        return {} if self.compression_rate is None else {"compression_rate": self.compression_rate}
 
 
 class DenseLayer(nn.Module):
@@ -208,17 +227,15 @@ def default_cfg(n, growth, compression):
     return cfg
 
 
-@register_model("densenet", depths=(40, 100), default_depth=40)
+@register_model("densenet", depths=(40, 100), default_depth=40, options=DenseNetOptions)
 def densenet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, growth_rate=12,
              compression_rate=1, drop_rate=0.0, selected=None, compact=False, produced=None):
     """DenseNet with basic (non-bottleneck) layers and channel selection (network slimming's DenseNet)."""
     n = (depth - 4) // 3
     cfg = default_cfg(n, growth_rate, compression_rate) if cfg is None else cfg
     if len(cfg) != 3 * n + 3:
-        from utils.errors import UserError
         raise UserError(f"cfg has {len(cfg)} entries, DenseNet-{depth} needs {3 * n + 3}")
     if produced is not None and len(produced) != 3 * n + 3:
-        from utils.errors import UserError
         raise UserError(f"produced has {len(produced)} entries, DenseNet-{depth} needs {3 * n + 3}")
     return DenseNet(depth, cfg, num_classes, in_channels, image_size, growth_rate, compression_rate,
                     drop_rate, selected, compact, produced)

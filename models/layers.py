@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from errors import UserError
+
 
 class ChannelSelection(nn.Module):
     """Pass on the channels whose entry in ``indexes`` is nonzero (network slimming's channel_selection).
@@ -53,7 +55,6 @@ class ChannelSelection(nn.Module):
 def check_selection(cfg_index, width, num_channels, selected=None):
     """A selection layer can pass on 1..num_channels channels (cfg entry ``cfg_index``); a wrong cfg would
     otherwise surface as an IndexError while building or a shape error in the first forward."""
-    from utils.errors import UserError
     if not 1 <= width <= num_channels:
         raise UserError(f"cfg entry {cfg_index} selects {width} channels, the layer before it has "
                         f"{num_channels} (allowed: 1..{num_channels})")

@@ -5,10 +5,12 @@ selected after the final BN. ``selected`` (optional) lists, per selection layer 
 BN channels are passed on; None means the first cfg[i] channels.
 
 ``compact=True`` is the same function with each selection moved in front of its BatchNorm, which then holds
-only the selected channels (``compact()`` converts): the reference's layout normalises every channel of the
+only the selected channels (``compact_model()`` converts): the reference's layout normalises every channel of the
 residual stream and gathers afterwards, which costs time that no FLOPs count shows.
 """
 import torch.nn as nn
+
+from errors import UserError
 
 from .layers import (ChannelGroup, ChannelSelection, check_selection, compact_selections, init_conv_fan_out,
                      selection_group)
@@ -101,6 +103,5 @@ def preresnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, sel
     n = (depth - 2) // 9
     cfg = default_cfg(n) if cfg is None else cfg
     if len(cfg) != 9 * n + 1:
-        from utils.errors import UserError
         raise UserError(f"cfg has {len(cfg)} entries, PreResNet-{depth} needs {9 * n + 1}")
     return PreResNet(depth, cfg, num_classes, in_channels, image_size, selected, compact)

@@ -4,11 +4,16 @@ Every constructor takes ``depth``, ``num_classes``, ``in_channels``, ``image_siz
 widths; None = the architecture's default for that depth) plus architecture options. The built model
 carries ``model.spec``: everything needed to rebuild it, and nothing else, so a pruned network is just a
 spec with smaller widths.
+
+An entry may declare ``options``: a dataclass of the flags a user sets when training that architecture
+(``--width`` of the VGGs, ``--detach-shortcut`` of the L1 ResNet, ...), each field's metadata holding its help
+text, that checks its values and turns them into constructor arguments (``kwargs(arch, depth)``). Scripts offer
+exactly the options of the architectures they train; generic code names no architecture.
 """
 import copy
 from dataclasses import dataclass, field
 
-from utils.errors import UserError
+from errors import UserError
 
 _REGISTRY = {}
 _ALIASES = {}
@@ -21,15 +26,24 @@ class ModelEntry:
     depths: tuple
     default_depth: int
     description: str
+    options: type = None  # dataclass of the architecture's own flags, or None
 
 
-def register_model(name, depths, default_depth, aliases=()):
+def register_model(name, depths, default_depth, aliases=(), options=None):
     def wrap(fn):
-        _REGISTRY[name] = ModelEntry(name, fn, tuple(depths), default_depth, (fn.__doc__ or "").strip())
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelEntry(name, fn, tuple(depths), default_depth, (fn.__doc__ or "").strip(), options)
         for a in aliases:
             _ALIASES[a] = name
         return fn
     return wrap
+
+
+def option_kwargs(arch, depth, options):
+    """Constructor arguments from an options instance of ``arch`` (None: the defaults)."""
+    return {} if options is None else options.kwargs(arch, depth)
+
 
 
 def list_models():

@@ -6,9 +6,12 @@ reference builds that shortcut from ``x.data`` (no gradient through it, bug B1);
 reproduces that, the default lets the gradient through.
 """
 import functools
+from dataclasses import dataclass, field
 
 import torch.nn as nn
 import torch.nn.functional as F
+
+from errors import UserError
 
 from .layers import ChannelGroup, init_conv_fan_out
 from .registry import register_model
@@ -88,17 +91,25 @@ class CifarResNet(nn.Module):
                 for j, b in enumerate(self.block_names())]
 
 
+@dataclass
+class ResNetOptions:
+    detach_shortcut: bool = field(default=False, metadata={
+        "help": "cut the gradient through the downsampling shortcut, as the reference does (its bug B1)"})
+
+    def kwargs(self, arch, depth):
+        return {"detach_shortcut": True} if self.detach_shortcut else {}
+
+
 def block_cfg(depth, cfg, label):
     """cfg of a 6n+2 CIFAR ResNet: the given one, checked for 3n entries, or the unpruned 16/32/64."""
     n = (depth - 2) // 6
     cfg = [16] * n + [32] * n + [64] * n if cfg is None else cfg
     if len(cfg) != 3 * n:
-        from utils.errors import UserError
         raise UserError(f"cfg has {len(cfg)} entries, {label} needs {3 * n}")
     return cfg
 
 
-@register_model("resnet", depths=(20, 32, 44, 56, 110), default_depth=56)
+@register_model("resnet", depths=(20, 32, 44, 56, 110), default_depth=56, options=ResNetOptions)
 def resnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, detach_shortcut=False):
     """CIFAR ResNet, basic blocks, zero-padding shortcut, per-block first-conv widths (L1-norm pruning)."""
     cfg = block_cfg(depth, cfg, f"ResNet-{depth}")

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from errors import UserError
+
 from .layers import ChannelGroup
 from .registry import register_model
 
@@ -97,6 +99,5 @@ def resnet_sfp(depth, num_classes=10, in_channels=3, image_size=32, cfg=None):
     n = (depth - 2) // 6
     cfg = [16] * n + [32] * n + [64] * n if cfg is None else cfg
     if len(cfg) != 3 * n:
-        from utils.errors import UserError
         raise UserError(f"cfg has {len(cfg)} entries, ResNet-{depth} needs {3 * n}")
     return CifarResNetSFP(depth, cfg, num_classes, in_channels, image_size)

@@ -5,11 +5,15 @@
 cfg: widths of the 3x3 convs (each followed by BN and ReLU) with 'M' for a 2x2 max-pool. Module names
 (``feature.N``, ``classifier.N``) are the reference's, so its state_dicts load unchanged.
 """
+from dataclasses import dataclass, field
+
 import torch.nn as nn
 import torch.nn.functional as F
 
+from errors import UserError
+
 from .layers import ChannelGroup, init_conv_fan_out
-from .registry import register_model
+from .registry import default_cfg, register_model, scale_cfg
 
 DEFAULT_CFG = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
@@ -67,15 +71,40 @@ class VGG(nn.Module):
         return groups
 
 
+@dataclass
+class WidthOptions:
+    """The VGGs' option: every default width times a factor (small networks for CPU-scale runs)."""
+    # new_network: it only shapes a network built from scratch (a checkpoint's widths are its own)
+    width: float = field(default=1.0, metadata={"help": "scale every default layer width by this factor (small "
+                                                          "models for CPU runs)", "new_network": True})
+
+    def __post_init__(self):
+        if not self.width > 0:
+            raise UserError(f"--width {self.width}: must be positive")
+
+    def kwargs(self, arch, depth):
+        return {} if self.width == 1.0 else {"cfg": scale_cfg(default_cfg(arch, depth), self.width)}
+
+
+@dataclass
+class L1VGGOptions(WidthOptions):
+    bn1d_init: str = field(default="uniform", metadata={
+        "help": "init of the head's BatchNorm1d gamma; 'uniform' = U(0, 1), PyTorch 0.3.1's default that the "
+                "reference ran with; 'ones' = today's default", "choices": ["uniform", "ones"], "new_network": True})
+
+    def kwargs(self, arch, depth):
+        out = super().kwargs(arch, depth)
+        return out if self.bn1d_init == "uniform" else {**out, "bn1d_init": self.bn1d_init}
+
+
 def _check_cfg(cfg, depth):
     n_conv = sum(1 for v in cfg if v != "M")
     expected = sum(1 for v in DEFAULT_CFG[depth] if v != "M")
     if n_conv != expected:
-        from utils.errors import UserError
         raise UserError(f"cfg has {n_conv} conv widths, VGG-{depth} needs {expected}")
 
 
-@register_model("vgg", depths=(11, 13, 16, 19), default_depth=16)
+@register_model("vgg", depths=(11, 13, 16, 19), default_depth=16, options=L1VGGOptions)
 def vgg(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, bn1d_init="uniform"):
     """VGG for CIFAR, L1-norm-pruning variant (512-BN-ReLU head), no conv bias."""
     cfg = list(DEFAULT_CFG[depth]) if cfg is None else cfg
@@ -83,7 +112,7 @@ def vgg(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, bn1d_init
     return VGG(cfg, num_classes, in_channels, head="l1", bn1d_init=bn1d_init)
 
 
-@register_model("vgg_slim", depths=(11, 13, 16, 19), default_depth=19)
+@register_model("vgg_slim", depths=(11, 13, 16, 19), default_depth=19, options=WidthOptions)
 def vgg_slim(depth, num_classes=10, in_channels=3, image_size=32, cfg=None):
     """VGG for CIFAR, network-slimming variant (single linear head), no conv bias."""
     cfg = list(DEFAULT_CFG[depth]) if cfg is None else cfg

@@ -86,3 +86,12 @@ def run(args, check=True, env=None, timeout=900, cwd=ROOT):
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+L1_KEY = "cifar/l1-norm-pruning"
+
+
+def stage(key, name, argv, log=print):
+    """A stage script's command line run in this process (no interpreter start-up): its record."""
+    from utils.cli import main
+    return main(key, name, name, [str(a) for a in argv], log=log)

@@ -13,7 +13,7 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
 from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, write_cifar
-from utils.data import DATASETS, DeviceLoader, TensorDataset, dataset_info, load_dataset, subset
+from utils.data import DeviceLoader, TensorDataset, dataset_info, load_dataset, subset
 from utils.errors import UserError
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -109,7 +109,7 @@ def test_training_crops_are_padded_crops_of_the_source(kind, cifar_data):
     if kind == "cifar":
         data, mean, std = cifar_data[0], CIFAR_MEAN, CIFAR_STD
     else:
-        data, mean, std = _random_gray(), DATASETS["fashionmnist"].mean, DATASETS["fashionmnist"].std
+        data, mean, std = _random_gray(), dataset_info("fashionmnist").mean, dataset_info("fashionmnist").std
     counts, flip_rate = _check_epochs(data, mean, std)
     n = counts.sum()
     assert n == 4 * len(data.labels)
@@ -129,7 +129,7 @@ def test_first_batch_matches_one_of_162_candidates_and_the_pil_pipeline(kind, ci
     if kind == "cifar":
         data, mean, std = cifar_data[0], CIFAR_MEAN, CIFAR_STD
     else:
-        data, mean, std = _random_gray(), DATASETS["fashionmnist"].mean, DATASETS["fashionmnist"].std
+        data, mean, std = _random_gray(), dataset_info("fashionmnist").mean, dataset_info("fashionmnist").std
     loader = DeviceLoader(data, 32, train=True, mean=mean, std=std, seed=11)
     x, _, idx = next(loader.batches(0, with_indices=True))
     seen_flip = set()
@@ -166,7 +166,7 @@ def test_eval_batches_are_unaugmented_normalised_in_order(kind, cifar_data):
     if kind == "cifar":
         data, mean, std = cifar_data[1], CIFAR_MEAN, CIFAR_STD
     else:
-        data, mean, std = _random_gray(200), DATASETS["fashionmnist"].mean, DATASETS["fashionmnist"].std
+        data, mean, std = _random_gray(200), dataset_info("fashionmnist").mean, dataset_info("fashionmnist").std
     loader = DeviceLoader(data, 64, train=False, mean=mean, std=std)
     xs, ys = zip(*loader)
     assert [len(y) for y in ys] == [64, 64, 64, 8] and len(loader) == 4
@@ -182,7 +182,7 @@ def test_normalisation_constants_are_the_references():
         info = dataset_info(name)
         assert info.mean == (0.4914, 0.4822, 0.4465) and info.std == (0.2023, 0.1994, 0.2010), name
         assert (info.in_channels, info.image_size) == (3, 32)
-    assert DATASETS["cifar10"].num_classes == 10 and DATASETS["cifar100"].num_classes == 100
+    assert dataset_info("cifar10").num_classes == 10 and dataset_info("cifar100").num_classes == 100
     fm = dataset_info("fashionmnist")
     assert (fm.in_channels, fm.image_size, fm.num_classes, len(fm.mean), len(fm.std)) == (1, 28, 10, 1, 1)
     with pytest.raises(UserError, match="imagenet"):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import L1, PYTHON, ROOT, write_cifar
+from conftest import L1, L1_KEY, PYTHON, ROOT, stage, write_cifar
 from utils.data import DeviceLoader, TensorDataset
 from utils.engine import Hook, TrainConfig, Trainer
 from utils.stages import milestones
@@ -203,12 +203,11 @@ def test_model_best_rewritten_only_on_strict_improvement(tmp_path):
 # ------------------------------------------------------------------------------ real stage, in-process
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from utils.branches import train_main
     root = tmp_path_factory.mktemp("engine_run")
     data = write_cifar(root / "data", n_train=128, n_test=64, seed=4)
     argv = ["--dataset", "cifar10", "--data", data, "--arch", "vgg", "--depth", "11", "--width", "0.125",
             "--epochs", "3", "--seed", "5", "--no-progress", "--no-tensorboard", "--save", str(root / "run")]
-    summary = train_main("train", argv)
+    summary = stage(L1_KEY, "train", argv)
     return root / "run", argv, summary
 
 
@@ -247,12 +246,11 @@ def test_summary_json_has_results_costs_and_the_full_arguments(finished_run):
 
 
 def test_resuming_a_finished_run_changes_nothing(finished_run, capsys):
-    from utils.branches import train_main
     save, argv, _ = finished_run
     files = {n: (save / n).read_bytes() for n in (Trainer.CHECKPOINT, Trainer.BEST)}
     before = json.loads((save / "summary.json").read_text())
     capsys.readouterr()
-    again = train_main("train", argv + ["--resume", "auto"])
+    again = stage(L1_KEY, "train", argv + ["--resume", "auto"])
     out = capsys.readouterr().out
     assert "resumed from" in out and "epoch    " not in out, out  # no epoch trained again
     for n, blob in files.items():
@@ -314,38 +312,27 @@ def test_save_reuse_without_resume_is_refused_in_one_line(cli):
     assert {n: (save / n).read_bytes() for n in before} == before
 
 
-def _parsers():
-    import importlib.util
-    from utils.branches import CheckArgs, FinetuneArgs, PruneArgs, ScratchArgs
-    from utils.hparams import build_parser
-    from utils.stages import DataArgs, EvalDataArgs, ModelArgs, TrainArgs
-    spec = importlib.util.spec_from_file_location("l1_prune_script", L1 / "prune.py")
-    prune = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prune)  # defines L1Args; main() only runs as __main__
-    return {"train": (ModelArgs, DataArgs, TrainArgs), "prune": (PruneArgs, EvalDataArgs, prune.L1Args),
-            "finetune": (FinetuneArgs, CheckArgs, DataArgs, TrainArgs),
-            "scratch": (ScratchArgs, CheckArgs, DataArgs, TrainArgs)}, build_parser
-
-
 def test_bool_fields_are_flag_pairs_and_never_type_bool():
-    from utils.hparams import parse
-    table, build_parser = _parsers()
-    for name, classes in table.items():
-        parser = build_parser(name, *classes)
-        for action in parser._actions:
-            assert action.type is not bool, f"{name}: {action.option_strings} uses type=bool"
-        for cls in classes:
-            for f in dataclasses.fields(cls):
-                if f.type is bool or f.type == "bool":
-                    flag = "--" + f.name.replace("_", "-")
-                    action = next(a for a in parser._actions if a.dest == f.name)
-                    assert isinstance(action, argparse.BooleanOptionalAction)
-                    assert {flag, "--no-" + flag[2:]} <= set(action.option_strings)
-                    on = parse(build_parser(name, *classes), classes, [flag])
-                    off = parse(build_parser(name, *classes), classes, ["--no-" + flag[2:]])
-                    value = lambda parsed: next(getattr(p, f.name) for p in parsed if isinstance(p, cls))  # noqa
-                    assert value(on) is True and value(off) is False
-    for path in list((ROOT / "utils").glob("*.py")) + list(L1.glob("*.py")):
+    """Every stage script of every method: bool options are --x / --no-x pairs, never argparse type=bool."""
+    from utils.cli import build, parse
+    from utils.methods import get_method, list_methods
+    checked = 0
+    for key in list_methods():
+        method = get_method(key)
+        for name in ("train", "prune", "finetune", "scratch"):
+            parser, _, _ = build(method, name, name)
+            for action in parser._actions:
+                assert action.type is not bool, f"{key} {name}: {action.option_strings} uses type=bool"
+                if isinstance(action, argparse.BooleanOptionalAction):
+                    flag = next(s for s in action.option_strings if s.startswith("--") and not s.startswith("--no-"))
+                    assert "--no-" + flag[2:] in action.option_strings
+                    checked += 1
+            flag = "--no-progress" if name != "prune" else None
+            if flag:
+                (_, _, train), _, _, _ = parse(method, name, name, [flag])
+                assert train.progress is False
+    assert checked > 40
+    for path in list((ROOT / "utils").glob("*.py")) + list(ROOT.glob("cifar/*/*.py")):
         assert "type=bool" not in path.read_text().replace(" ", ""), path
 
 
@@ -358,16 +345,26 @@ def test_milestones_follow_the_reference_and_never_fall_on_epoch_zero():
 
 
 def test_model_flags_apply_only_where_they_mean_something():
-    from utils.branches import model_options
+    """An architecture's options are flags of the scripts that train it; given for another --arch, one error."""
+    from models.resnet import ResNetOptions
+    from models.vgg import L1VGGOptions
+    from utils.cli import parse
     from utils.errors import UserError
-    from utils.stages import ModelArgs
-    for bad in (ModelArgs(arch="resnet", depth=56, width=0.5), ModelArgs(arch="densenet", depth=40, width=0.5),
-                ModelArgs(arch="vgg", depth=16, detach_shortcut=True),
-                ModelArgs(arch="resnet", depth=56, bn1d_init="ones")):
-        with pytest.raises(UserError):
-            model_options(bad)
-    assert model_options(ModelArgs(arch="resnet", depth=56, detach_shortcut=True)) == {"detach_shortcut": True}
-    assert model_options(ModelArgs(arch="vgg", depth=16, width=0.25, bn1d_init="ones")) == {"bn1d_init": "ones"}
+    from utils.methods import get_method
+    method = get_method(L1_KEY)
+    for argv, flag in ((["--arch", "resnet", "--width", "0.5"], "--width"),
+                       (["--arch", "vgg", "--detach-shortcut"], "--detach-shortcut"),
+                       (["--arch", "resnet", "--bn1d-init", "ones"], "--bn1d-init")):
+        with pytest.raises(UserError, match=f"^{flag} applies to --arch"):
+            parse(method, "train", "", argv)
+    _, options, _, _ = parse(method, "train", "", ["--arch", "resnet", "--depth", "56", "--detach-shortcut"])
+    assert isinstance(options, ResNetOptions) and options.kwargs("resnet", 56) == {"detach_shortcut": True}
+    _, options, _, _ = parse(method, "train", "", ["--arch", "vgg", "--width", "0.25", "--bn1d-init", "ones"])
+    assert isinstance(options, L1VGGOptions)
+    kwargs = options.kwargs("vgg", 16)
+    assert kwargs["bn1d_init"] == "ones" and kwargs["cfg"][0] == 16
+    with pytest.raises(UserError, match="--width 0"):
+        parse(method, "train", "", ["--arch", "vgg", "--width", "0"])
     from models import create_model
     head = create_model("vgg", 11, bn1d_init="ones").classifier[1]
     assert torch.equal(head.weight, torch.ones(512))

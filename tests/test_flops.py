@@ -6,10 +6,10 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from models import create_model, list_models
-from utils.branches import scratch_budget
+from utils.stages import scratch_budget
 from utils.data import dataset_info
 from utils.flops import count_flops, count_macs, count_params, model_costs
-from utils.methods import get_method
+from utils.methods import choose
 from utils.surgery import prune_channels
 
 
@@ -85,7 +85,7 @@ def l1_pruned(arch, depth, classes, variant):
     if key not in _PRUNED:
         torch.manual_seed(depth + classes + ord(variant))
         base = create_model(arch, depth, num_classes=classes)
-        keep = get_method("l1-norm").select(base, variant=variant)
+        keep = choose("cifar/l1-norm-pruning", base, variant=variant)
         _PRUNED[key] = (base, prune_channels(base, keep))
     return _PRUNED[key]
 
@@ -236,13 +236,13 @@ def test_scratch_b_epochs(key):
     arch, depth, classes, variant = key
     base, pruned = l1_pruned(*key)
     info = dataset_info("cifar10" if classes == 10 else "cifar100")
-    epochs, record = scratch_budget({"base_model": base.spec.to_dict()}, pruned, info, 160, None)
+    epochs, record = scratch_budget({"base_model": base.spec.to_dict()}, pruned, info, 160)
     assert epochs == CASES[key]["epochs"]
     assert (record["flops_base"], record["flops_pruned"]) == (CASES[key]["base"][1], CASES[key]["pruned"][1])
     assert record["flops_ratio"] == pytest.approx(CASES[key]["base"][1] / CASES[key]["pruned"][1])
     # a reference pruned.pth.tar has no base spec: the default network of that arch/depth is the base
-    assert scratch_budget({"cfg": pruned.cfg}, pruned, info, 160, None)[0] == CASES[key]["epochs"]
-    assert scratch_budget({"base_model": base.spec.to_dict()}, pruned, info, 100, None)[0] == \
+    assert scratch_budget({"cfg": pruned.cfg}, pruned, info, 160)[0] == CASES[key]["epochs"]
+    assert scratch_budget({"base_model": base.spec.to_dict()}, pruned, info, 100)[0] == \
         int(100 * CASES[key]["base"][1] / CASES[key]["pruned"][1])
 
 
@@ -254,5 +254,5 @@ def test_scratch_b_epochs_resnet_cifar100():
             continue
         torch.manual_seed(depth)
         base = create_model(arch, depth, num_classes=100)
-        pruned = prune_channels(base, get_method("l1-norm").select(base, variant=variant))
-        assert scratch_budget({"base_model": base.spec.to_dict()}, pruned, info, 160, None)[0] == case["epochs"]
+        pruned = prune_channels(base, choose("cifar/l1-norm-pruning", base, variant=variant))
+        assert scratch_budget({"base_model": base.spec.to_dict()}, pruned, info, 160)[0] == case["epochs"]

@@ -9,17 +9,22 @@ import pytest
 import torch
 
 from models import create_model, default_cfg, scale_cfg
-from utils.branches import mask_prune_main
 from utils.checkpoint import save_checkpoint, spec_fields
 from utils.engine import Trainer
 from utils.errors import UserError
-from utils.lottery import lottery_train_main, masked_scratch_main, ticket_main
 from utils.masks import iterative_ratios, masks_from_nonzero, rate_for_density, round_density
-from utils.methods import get_method
+from utils.methods import PruneContext, choose, get_method, hparams_of
+
+from conftest import stage
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-WL, L1 = "lottery-weight-level", "lottery-l1-norm"
+WL, L1 = "lottery_ticket/weight-level", "lottery_ticket/l1-norm-pruning"
+
+
+def describe(key, model, masks, **hparams):
+    method = get_method(key)
+    return method.describe(model, masks, PruneContext(hparams_of(method.Hparams, **hparams)))
 TINY = ["--arch", "vgg", "--depth", "11", "--width", "0.125"]
 QUIET = ["--no-progress", "--no-tensorboard"]
 # reference.md 4.1: the L1-norm targets as compact widths
@@ -78,13 +83,12 @@ def test_schedule_helpers():
 def test_rounds_reach_density_one_weight_per_round(layerwise):
     """Round k keeps (1 - p)^k of the conv weights (of each layer with --layerwise), to one weight per round;
     each round's mask lies inside the previous one; one-shot to (1 - p)^k (ratio of all) agrees."""
-    select = get_method(WL).select
     model = random_model("vgg", 11, cfg=scale_cfg(default_cfg("vgg", 11), 0.25))
     dense = copy.deepcopy(model)
     p, masks = 0.2, None
     g = torch.Generator().manual_seed(1)
     for k in range(1, 5):
-        new = select(model, masks=masks, percent=p, layerwise=layerwise)
+        new = choose(WL, model, masks=masks, percent=p, layerwise=layerwise)
         if masks is not None:
             assert all(not bool((new[n] & ~masks[n]).any()) for n in new)  # nothing revives
         masks = new
@@ -99,22 +103,22 @@ def test_rounds_reach_density_one_weight_per_round(layerwise):
                     w.add_(0.05 * torch.randn(w.shape, generator=g)).mul_(masks[n])
     total = sum(m.numel() for m in masks.values())
     if not layerwise:
-        oneshot = get_method(WL).select(dense, percent=iterative_ratios(p, 4, of="all")[-1])
+        oneshot = choose(WL, dense, percent=iterative_ratios(p, 4, of="all")[-1])
         assert abs(kept_count(oneshot) - total * (1 - p) ** 4) <= 1
     else:  # the global rule does not prune every layer by the ratio: the modes differ
-        glob = get_method(WL).select(dense, percent=p)
+        glob = choose(WL, dense, percent=p)
         assert any(abs(int(m.sum()) - m.numel() * (1 - p)) > 1 for m in glob.values())
 
 
 def test_reference_checkpoint_masks_come_from_its_zeros():
     """A pruned checkpoint without masks (the reference's) is pruned further from its nonzero pattern."""
     model = random_model("vgg", 11, cfg=scale_cfg(default_cfg("vgg", 11), 0.125))
-    first = get_method(WL).select(model, percent=0.5)
+    first = choose(WL, model, percent=0.5)
     with torch.no_grad():
         for n, w in model.named_parameters():
             if n in first:
                 w.mul_(first[n])
-    again = get_method(WL).select(model, percent=0.5)  # masks=None: read from the zeros
+    again = choose(WL, model, percent=0.5)  # masks=None: read from the zeros
     nonzero = masks_from_nonzero(model)
     assert all(torch.equal(nonzero[n], first[n]) for n in first)
     total = sum(m.numel() for m in first.values())
@@ -137,8 +141,8 @@ def dense_run(tmp_path_factory, cifar_dir):
     Trainer.fit = fit
     try:
         common = TINY + data_args(cifar_dir) + QUIET + ["--schedule", "--seed", "3"]
-        lottery_train_main("t", common + ["--epochs", "2", "--rewind-epoch", "1", "--save", str(root / "dense")])
-        lottery_train_main("t", common + ["--epochs", "1", "--save", str(root / "one")])
+        stage(WL, "train", common + ["--epochs", "2", "--rewind-epoch", "1", "--save", str(root / "dense")])
+        stage(WL, "train", common + ["--epochs", "1", "--save", str(root / "one")])
     finally:
         Trainer.fit = original
     return root, captured[0]
@@ -167,12 +171,11 @@ def test_ticket_starts_from_the_saved_weights_and_keeps_pruned_weights_zero(dens
                                                                              tmp_path, rewind):
     root, _ = dense_run
     pruned = tmp_path / "pruned"
-    method = get_method(WL)
-    mask_prune_main(method, "p", ["--model", str(root / "dense" / "checkpoint.pth.tar"), "--save", str(pruned),
-                                  "--percent", "0.5"] + data_args(cifar_dir), extra_args=(method.prune_args,))
+    stage(WL, "prune", ["--model", str(root / "dense" / "checkpoint.pth.tar"), "--save", str(pruned),
+                        "--percent", "0.5"] + data_args(cifar_dir))
     masks = load(pruned / "pruned.pth.tar")["masks"]
     init = load(root / "dense" / rewind)["state_dict"]
-    summary = ticket_main("t", ["--pruned", str(pruned / "pruned.pth.tar"), "--init", str(root / "dense" / rewind),
+    summary = stage(WL, "ticket", ["--pruned", str(pruned / "pruned.pth.tar"), "--init", str(root / "dense" / rewind),
                                 "--epochs", "1", "--save", str(tmp_path / "ticket"), "--seed", "3"]
                           + data_args(cifar_dir) + QUIET)
     start = starts[-1]
@@ -202,14 +205,14 @@ def test_random_init_control_redraws_the_masked_weights(dense_run, cifar_dir, st
     root, _ = dense_run
     # one big layer so that the std is measured on many weights
     model = random_model("vgg", 11, seed=5, cfg=scale_cfg(default_cfg("vgg", 11), 0.25))
-    masks = get_method(WL).select(model, percent=0.75)
+    masks = choose(WL, model, percent=0.75)
     with torch.no_grad():
         for n, w in model.named_parameters():
             if n in masks:
                 w.mul_(masks[n])
     path = save_model(model, tmp_path / "pruned.pth.tar", masks=masks)
-    masked_scratch_main("s", ["--scratch", path, "--epochs", "1", "--save", str(tmp_path / "s")]
-                        + data_args(cifar_dir) + QUIET, reinit=reinit)
+    stage(WL if reinit == "sparse" else L1, "scratch", ["--scratch", path, "--epochs", "1", "--save",
+                                                        str(tmp_path / "s")] + data_args(cifar_dir) + QUIET)
     start = starts[-1]
     name = "feature.22.weight"  # 128 -> 128, 3x3
     w, m = start[name], masks[name]
@@ -228,8 +231,8 @@ def test_random_init_control_redraws_the_masked_weights(dense_run, cifar_dir, st
     ("resnet", 110, "A", R110_A), ("resnet", 110, "B", R110_B)])
 def test_l1_masks_zero_exactly_the_filters_the_rule_removes(arch, depth, variant, expected):
     model = random_model(arch, depth, seed=depth)
-    masks = get_method(L1).select(model, variant=variant)
-    keep = get_method("l1-norm").select(model, variant=variant)
+    masks = choose(L1, model, variant=variant)
+    keep = choose("cifar/l1-norm-pruning", model, variant=variant)
     groups = {g.cfg_index: g for g in model.channel_groups()}
     producing = {groups[i].out[0] + ".weight": i for i in keep}
     widths, removed = list(model.cfg), []
@@ -250,13 +253,12 @@ def test_l1_masks_zero_exactly_the_filters_the_rule_removes(arch, depth, variant
 
 def test_l1_prune_small_and_random(tmp_path):
     model = random_model("vgg", 16, cfg=scale_cfg(default_cfg("vgg", 16), 0.25))
-    select, rule = get_method(L1).select, get_method("l1-norm").select
-    large = get_method(L1).describe(model, select(model))["kept"]
-    small = get_method(L1).describe(model, select(model, prune="small"))["kept"]
-    rand1 = get_method(L1).describe(model, select(model, prune="random", seed=1))["kept"]
-    rand1b = get_method(L1).describe(model, select(model, prune="random", seed=1))["kept"]
-    rand2 = get_method(L1).describe(model, select(model, prune="random", seed=2))["kept"]
-    assert large == {str(k): v for k, v in rule(model).items()}
+    large = describe(L1, model, choose(L1, model))["kept"]
+    small = describe(L1, model, choose(L1, model, prune="small"), prune="small")["kept"]
+    rand1 = describe(L1, model, choose(L1, model, prune="random", seed=1), prune="random", seed=1)["kept"]
+    rand1b = describe(L1, model, choose(L1, model, prune="random", seed=1), prune="random", seed=1)["kept"]
+    rand2 = describe(L1, model, choose(L1, model, prune="random", seed=2), prune="random", seed=2)["kept"]
+    assert large == {str(k): v for k, v in choose("cifar/l1-norm-pruning", model).items()}
     assert rand1 == rand1b and rand1 != rand2
     for idx in large:
         assert len(small[idx]) == len(large[idx]) == len(rand1[idx])
@@ -268,11 +270,9 @@ def test_l1_prune_small_and_random(tmp_path):
 def test_structured_ticket_keeps_whole_filters_zero(dense_run, cifar_dir, starts, tmp_path):
     """VGG-16-A (at 1/8 width) as a ticket: after training, exactly the removed filters are zero."""
     common = ["--arch", "vgg", "--depth", "16", "--width", "0.125"] + data_args(cifar_dir) + QUIET + ["--seed", "2"]
-    lottery_train_main("t", common + ["--epochs", "1", "--save", str(tmp_path / "dense")])
-    method = get_method(L1)
-    record = mask_prune_main(method, "p", ["--model", str(tmp_path / "dense" / "checkpoint.pth.tar"),
-                                           "--save", str(tmp_path / "p")] + data_args(cifar_dir),
-                             extra_args=(method.prune_args,))
+    stage(WL, "train", common + ["--epochs", "1", "--save", str(tmp_path / "dense")])
+    record = stage(L1, "prune", ["--model", str(tmp_path / "dense" / "checkpoint.pth.tar"),
+                                 "--save", str(tmp_path / "p")] + data_args(cifar_dir))
     assert record["cfg_compact"] == scale_cfg(VGG16_A, 0.125) and record["flops_ratio_compact"] > 1
     pruned = load(tmp_path / "p" / "pruned.pth.tar")
     trained = load(tmp_path / "dense" / "checkpoint.pth.tar")["state_dict"]
@@ -282,7 +282,7 @@ def test_structured_ticket_keeps_whole_filters_zero(dense_run, cifar_dir, starts
         else:
             assert torch.equal(v, trained[k]), k
     init = str(tmp_path / "dense" / "init.pth.tar")
-    ticket_main("t", ["--pruned", str(tmp_path / "p" / "pruned.pth.tar"), "--init", init, "--epochs", "1",
+    stage(WL, "ticket", ["--pruned", str(tmp_path / "p" / "pruned.pth.tar"), "--init", init, "--epochs", "1",
                       "--save", str(tmp_path / "ticket"), "--seed", "2"] + data_args(cifar_dir) + QUIET)
     state = load(tmp_path / "ticket" / "checkpoint.pth.tar")["state_dict"]
     for k, m in pruned["masks"].items():
@@ -295,26 +295,24 @@ def test_structured_ticket_keeps_whole_filters_zero(dense_run, cifar_dir, starts
 def test_bad_input_is_a_user_error(dense_run, cifar_dir, tmp_path):
     root, _ = dense_run
     with pytest.raises(UserError, match="--rewind-epoch"):
-        lottery_train_main("t", TINY + data_args(cifar_dir) + QUIET + ["--epochs", "2", "--rewind-epoch", "2",
+        stage(WL, "train", TINY + data_args(cifar_dir) + QUIET + ["--epochs", "2", "--rewind-epoch", "2",
                                                                         "--save", str(tmp_path / "x")])
     assert not (tmp_path / "x" / "init.pth.tar").exists()
-    method = get_method(WL)
     for percent in ("1.0", "0"):
         with pytest.raises(UserError, match="--percent"):
-            mask_prune_main(method, "p", ["--model", str(root / "dense" / "checkpoint.pth.tar"), "--save",
-                                          str(tmp_path / "p"), "--percent", percent] + data_args(cifar_dir),
-                            extra_args=(method.prune_args,))
+            stage(WL, "prune", ["--model", str(root / "dense" / "checkpoint.pth.tar"), "--save",
+                                str(tmp_path / "p"), "--percent", percent] + data_args(cifar_dir))
     other = save_model(random_model("vgg", 11, cfg=scale_cfg(default_cfg("vgg", 11), 0.25)), tmp_path / "o.pth.tar")
-    mask_prune_main(method, "p", ["--model", str(root / "dense" / "checkpoint.pth.tar"), "--save", str(tmp_path / "p"),
-                                  "--percent", "0.5"] + data_args(cifar_dir), extra_args=(method.prune_args,))
+    stage(WL, "prune", ["--model", str(root / "dense" / "checkpoint.pth.tar"), "--save", str(tmp_path / "p"),
+                        "--percent", "0.5"] + data_args(cifar_dir))
     with pytest.raises(UserError, match="--init"):
-        ticket_main("t", ["--pruned", str(tmp_path / "p" / "pruned.pth.tar"), "--init", other,
+        stage(WL, "ticket", ["--pruned", str(tmp_path / "p" / "pruned.pth.tar"), "--init", other,
                           "--save", str(tmp_path / "t")] + data_args(cifar_dir) + QUIET)
     with pytest.raises(UserError, match="--init"):
-        ticket_main("t", ["--pruned", str(tmp_path / "p" / "pruned.pth.tar"), "--save", str(tmp_path / "t")]
+        stage(WL, "ticket", ["--pruned", str(tmp_path / "p" / "pruned.pth.tar"), "--save", str(tmp_path / "t")]
                     + data_args(cifar_dir) + QUIET)
     with pytest.raises(UserError, match="already pruned"):
-        get_method(L1).select(random_model("vgg", 16), masks={})
+        choose(L1, random_model("vgg", 16), masks={})
 
 
 # ------------------------------------------------------------------------------------- collecting sweeps

@@ -160,16 +160,15 @@ def kill_after_first_epoch(args, save_dir, timeout=300):
 def pruned(data, tmp_path_factory):
     """A VGG-16 (1/8 width) checkpoint pruned by prune.py's code path (in-process; training not needed)."""
     from models import create_model, default_cfg, scale_cfg
-    from utils.branches import prune_main
+    from conftest import L1_KEY, stage
     from utils.checkpoint import save_checkpoint, spec_fields
-    from utils.methods import get_method
     root = tmp_path_factory.mktemp("pruned")
     torch.manual_seed(0)
     model = create_model("vgg", 16, cfg=scale_cfg(default_cfg("vgg", 16), 0.125))
     save_checkpoint({**spec_fields(model, "cifar10"), "state_dict": model.state_dict(), "epoch": 1,
                      "best_prec1": 0.0}, root / "base.pth.tar")
-    prune_main(get_method("l1-norm"), "prune", ["--model", str(root / "base.pth.tar"), "--save", str(root / "p"),
-                                                 "--dataset", "cifar10", "--data", data], log=lambda *a: None)
+    stage(L1_KEY, "prune", ["--model", str(root / "base.pth.tar"), "--save", str(root / "p"), "--dataset", "cifar10",
+                            "--data", data], log=lambda *a: None)
     return root / "p" / "pruned.pth.tar"
 
 

@@ -4,7 +4,6 @@ failed sweep that blocks its corrected rerun; and what must end in one line rath
 full disk. Plus the files' permissions and every script's --help / run script's --dry-run."""
 import errno
 import glob
-import json
 import os
 import runpy
 import shutil
@@ -13,12 +12,11 @@ import subprocess
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import L1, PYTHON, ROOT, write_cifar
+from conftest import L1, L1_KEY, PYTHON, ROOT, stage, write_cifar
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -36,8 +34,7 @@ def quiet(*args, **kwargs):
 
 
 def train(data, save, *extra):
-    from utils.branches import train_main
-    return train_main("train", ["--dataset", "cifar10", "--data", data, *TINY, "--epochs", "1", "--save", str(save),
+    return stage(L1_KEY, "train", ["--dataset", "cifar10", "--data", data, *TINY, "--epochs", "1", "--save", str(save),
                                 *map(str, extra)])
 
 
@@ -95,20 +92,18 @@ def vgg16_checkpoint(path):
 
 
 def test_prune_refuses_a_folder_that_holds_a_pruned_model(data, tmp_path):
-    from utils.branches import prune_main
     from utils.errors import UserError
-    from utils.methods import get_method
     out = tmp_path / "pruned"
     argv = ["--model", vgg16_checkpoint(tmp_path / "v16.pth.tar"), "--dataset", "cifar10", "--data", data,
             "--save", str(out)]
-    prune_main(get_method("l1-norm"), "prune", argv, log=quiet)
+    stage(L1_KEY, "prune", argv, log=quiet)
     blob = (out / "pruned.pth.tar").read_bytes()
     with pytest.raises(UserError, match="--save .* already holds a pruned model"):
-        prune_main(get_method("l1-norm"), "prune", argv, log=quiet)
+        stage(L1_KEY, "prune", argv, log=quiet)
     assert (out / "pruned.pth.tar").read_bytes() == blob
     # a prune killed after prune.json, before pruned.pth.tar (its completion mark), is simply redone
     (out / "pruned.pth.tar").unlink()
-    prune_main(get_method("l1-norm"), "prune", argv, log=quiet)
+    stage(L1_KEY, "prune", argv, log=quiet)
     assert (out / "pruned.pth.tar").exists()
 
 
@@ -149,36 +144,34 @@ def test_scratch_b_base_comes_from_the_checkpoint_not_a_default_network(tmp_path
     """A width-0.25 VGG checkpoint that is not prune.py's output: its own spec is the base (ratio 1, with a
     warning), never the default-width network (which would give 15x the epochs)."""
     from models import create_model, default_cfg, scale_cfg
-    from utils.branches import scratch_budget
+    from utils.stages import scratch_budget
     from utils.data import dataset_info
     info = dataset_info("cifar10")
     model = create_model("vgg", 16, cfg=scale_cfg(default_cfg("vgg", 16), 0.25))
     ours = {"model": model.spec.to_dict(), "state_dict": model.state_dict()}
     with pytest.warns(UserWarning, match="no record of an unpruned base network"):
-        epochs, record = scratch_budget(ours, model, info, 160, None, path="x.pth.tar")
+        epochs, record = scratch_budget(ours, model, info, 160, path="x.pth.tar")
     assert epochs == 160 and record["flops_ratio"] == 1 and record["flops_base_from"] == "own spec"
     # the reference's pruned.pth.tar has no spec at all: its base is the default network, as main_B.py builds it
-    epochs, record = scratch_budget({"cfg": model.cfg, "state_dict": {}}, model, info, 160, None)
+    epochs, record = scratch_budget({"cfg": model.cfg, "state_dict": {}}, model, info, 160)
     assert record["flops_base_from"] == "default cfg" and epochs > 160 * 10
 
 
 def test_scratch_b_far_above_the_cap_warns_and_says_so(data, tmp_path):
-    from utils.branches import prune_main, scratch_main
     from utils.errors import UserError
-    from utils.methods import get_method
-    prune_main(get_method("l1-norm"), "prune", ["--model", vgg16_checkpoint(tmp_path / "v16.pth.tar"), "--dataset",
-                                                "cifar10", "--data", data, "--save", str(tmp_path / "p")], log=quiet)
+    stage(L1_KEY, "prune", ["--model", vgg16_checkpoint(tmp_path / "v16.pth.tar"), "--dataset", "cifar10", "--data",
+                            data, "--save", str(tmp_path / "p")], log=quiet)
     argv = ["--scratch", str(tmp_path / "p" / "pruned.pth.tar"), "--budget", "B", "--dataset", "cifar10", "--data",
             data, "--train-subset", "64", "--test-subset", "32", "--epochs", "2", "--no-progress", "--no-tensorboard"]
     with pytest.raises(UserError, match="--budget-cap 0"):
-        scratch_main("scratch", argv + ["--budget-cap", "0", "--save", str(tmp_path / "s0")])
+        stage(L1_KEY, "scratch", argv + ["--budget-cap", "0", "--save", str(tmp_path / "s0")])
     with pytest.warns(UserWarning, match="above --budget-cap 1.2"):
-        summary = scratch_main("scratch", argv + ["--budget-cap", "1.2", "--save", str(tmp_path / "s")])
+        summary = stage(L1_KEY, "scratch", argv + ["--budget-cap", "1.2", "--save", str(tmp_path / "s")])
     assert summary["budget_over_cap"] is True and summary["budget_cap"] == 1.2
     assert summary["epochs"] == int(2 * summary["flops_ratio"]) > 2 * 1.2  # trained as computed
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        summary = scratch_main("scratch", argv + ["--save", str(tmp_path / "s10")])
+        summary = stage(L1_KEY, "scratch", argv + ["--save", str(tmp_path / "s10")])
     assert summary["budget_over_cap"] is False  # under the default cap (10): no warning
     assert not [w for w in caught if "budget" in str(w.message)]
 

@@ -20,19 +20,25 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import PYTHON, ROOT, write_cifar
+from conftest import PYTHON, ROOT, stage, write_cifar
 from models import build_from_spec, create_model
-from utils.branches import CheckArgs
 from utils.checkpoint import save_checkpoint, spec_fields
 from utils.data import dataset_info
 from utils.engine import Hook, TrainConfig, Trainer
 from utils.errors import UserError
 from utils.flops import count_flops
-from utils.methods import import_path
-from utils.stages import TrainArgs, lr_steps, validate_train_args
+from utils.methods import StageContext, get_method, import_path
+from utils.stages import DataArgs, TrainArgs, lr_steps, validate_train_args
 
 SFP_DIR = ROOT / "cifar" / "soft-filter-pruning"
 sfp = import_path(str(SFP_DIR / "method.py"), "sfp_method_under_test")
+SFP_KEY = "cifar/soft-filter-pruning"
+
+
+def budget_stage(ckpt, model, hparams, train_args):
+    """The scratch-B stage context of ``ckpt`` (its network ``model``)."""
+    return StageContext("scratch-B", hparams, DataArgs(), train_args, dataset_info("cifar10"), model=model,
+                        source=ckpt, source_path="ckpt")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 LAST_INDEX = {20: 57, 32: 93, 56: 165, 110: 327}  # the classifier weight's parameter index (reference.md 2.3)
@@ -222,10 +228,18 @@ def test_counts_use_the_reference_float_arithmetic():
 
 
 def test_reference_spellings():
-    argv = sfp.reference_argv(["--arch", "resnet56", "--learning_rate", "0.1", "--decay=0.0005", "--save_path",
-                               "x", "--arch=resnet_sfp", "--manualSeed", "7"])
-    assert argv == ["--arch", "resnet_sfp", "--depth", "56", "--lr", "0.1", "--wd=0.0005", "--save", "x",
-                    "--arch=resnet_sfp", "--seed", "7"]
+    """The reference's spellings parse to ours: --arch resnet56 is resnet_sfp at depth 56, and its flag names."""
+    from utils.cli import parse
+    (model, data, train), _, own, _ = parse(get_method(SFP_KEY), "train", "", [
+        "--arch", "resnet56", "--learning_rate", "0.1", "--decay=0.0005", "--save_path", "x", "--manualSeed", "7",
+        "--batch_size", "32", "--epoch_prune", "2", "--layer_begin", "0", "--layer_end", "162", "--layer_inter", "3"])
+    assert (model.arch, model.depth) == ("resnet_sfp", 56)
+    assert (train.lr, train.weight_decay, train.save, train.seed, data.batch_size) == (0.1, 0.0005, "x", 7, 32)
+    assert (own.epoch_prune, own.layer_begin, own.layer_end, own.layer_inter) == (2, 0, 162, 3)
+    (_, _, train), _, _, _ = parse(get_method(SFP_KEY), "train", "", ["--arch", "resnet20", "--pretrained", "p"])
+    assert train.lr == sfp.PRETRAINED_LR  # the README's command from a trained model
+    (_, _, train), _, _, _ = parse(get_method(SFP_KEY), "train", "", ["--pretrained", "p", "--learning_rate", "0.05"])
+    assert train.lr == 0.05
 
 
 # ------------------------------------------------------------------------------ soft: regrowth
@@ -379,8 +393,8 @@ def test_scratch_b_budget_matches_reference(depth, r):
 
     def budget(bug_b6):
         args = TrainArgs(**{k: v for k, v in sfp.RECIPE.items() if k != "batch_size"})
-        epochs, record = sfp.sfp_budget(ckpt, unloaded, info, args, CheckArgs(),
-                                        sfp.ScratchSFPArgs(masked=True, bug_b6=bug_b6))
+        epochs, record = sfp.sfp_budget(budget_stage(ckpt, unloaded, sfp.ScratchSFPArgs(masked=True, bug_b6=bug_b6),
+                                                     args), args.epochs)
         return epochs, record, args
 
     epochs, record, args = budget(False)
@@ -401,8 +415,8 @@ def test_scratch_b_of_the_smaller_network_uses_the_dense_rule():
     ckpt = {**spec_fields(small, "cifar10"), "state_dict": small.state_dict(), "base_model": model.spec.to_dict(),
             "prune": {}}
     args = TrainArgs(**{k: v for k, v in sfp.RECIPE.items() if k != "batch_size"})
-    epochs, record = sfp.sfp_budget(ckpt, build_from_spec(small.spec), dataset_info("cifar10"), args, CheckArgs(),
-                                    sfp.ScratchSFPArgs())
+    epochs, record = sfp.sfp_budget(budget_stage(ckpt, build_from_spec(small.spec), sfp.ScratchSFPArgs(), args),
+                                    args.epochs)
     r = count_flops(create_model("resnet_sfp", 56)) / count_flops(small)
     assert record["flops_ratio"] == r and epochs == int(200 * r) and record["flops_rule"] == "dense"
     assert small.cfg == [12] * 9 + [23] * 9 + [45] * 9
@@ -413,10 +427,14 @@ def test_masked_scratch_keeps_pruned_weights_exactly_zero(tmp_path):
     source = soft_pruned(20, image_size=8)
     ckpt = {**spec_fields(source, "cifar10"), "state_dict": source.state_dict()}
     args = sfp.ScratchSFPArgs(masked=True)
+    method = get_method(SFP_KEY)
+    context = budget_stage(ckpt, source, args, TrainArgs())
+    context.masks = method.source_masks(context)
     torch.manual_seed(5)
     fresh = build_from_spec(source.spec)
-    sfp.masked_init(fresh, ckpt, args)
+    method.init_model(fresh, context)
     masks = sfp.masks_of(ckpt, fresh)
+    assert all(torch.equal(masks[n], context.masks[n]) for n in masks)
     params = dict(fresh.named_parameters())
     for n, m in masks.items():
         assert torch.equal(params[n] != 0, m), n  # exactly the SFP zeros, everything else redrawn
@@ -426,7 +444,8 @@ def test_masked_scratch_keeps_pruned_weights_exactly_zero(tmp_path):
     alive = w.flatten(1).abs().sum(1) != 0
     assert int(alive.sum()) == 45
     assert w[alive].std().item() == pytest.approx((2 / (45 * 9 * 64 / 64)) ** 0.5, rel=0.05)
-    hooks = sfp.masked_hooks(ckpt, source, "--scratch", args)
+    from utils.masks import MaskHook
+    hooks = [MaskHook(context.masks)]  # what the scratch stage adds for a method's mask
     probe = Probe()
     start = {k: v.clone() for k, v in fresh.state_dict().items()}
     trainer = small_trainer(fresh, hooks + [probe], tmp_path, epochs=2, steps=4, lr=0.1, momentum=0.9,
@@ -498,9 +517,6 @@ def bad_files(tmp_path_factory):
     return root, data
 
 
-def script(name):
-    return import_path(str(SFP_DIR / f"{name}.py"), f"sfp_script_{name}_under_test")
-
 
 def test_bad_input_is_one_line_naming_the_flag(bad_files):
     """Through the real scripts: exit status 2, one line naming the flag or file, nothing written."""
@@ -510,6 +526,7 @@ def test_bad_input_is_one_line_naming_the_flag(bad_files):
         "rate0": ([SFP_DIR / "train.py", *common, "--arch", "resnet20", "--rate", "0"], "--rate"),
         "prune_other_arch": ([SFP_DIR / "prune.py", "--dataset", "cifar10", "--data", data,
                               "--model", root / "vgg11.pth.tar"], "vgg11.pth.tar"),
+        "arch_of_another_method": ([SFP_DIR / "train.py", *common, "--arch", "resnet", "--depth", "20"], "--arch"),
     }
 
     def one(item):
@@ -539,7 +556,6 @@ def test_bad_input_in_process(bad_files, tmp_path):
         ("train", train + ["--layer_begin", "1", "--layer_end", "2", "--layer_inter", "1"], "selects no conv"),
         ("train", train + ["--prune-layers", "inner", "--layer_end", "54"], "--prune-layers"),
         ("train", train + ["--epoch_prune", "0"], "--epoch_prune"),
-        ("train", common + ["--arch", "resnet", "--depth", "20"], "--arch resnet"),
         ("train", train + ["--pretrained", str(root / "l1_resnet20.pth.tar")], "holds resnet-20"),
         ("train", train + ["--pretrained", str(root / "missing.pth.tar")], "--pretrained"),
         ("train", train + ["--gammas", "10", "0.2"], "--gammas"),
@@ -551,5 +567,5 @@ def test_bad_input_in_process(bad_files, tmp_path):
     for i, (name, argv, needle) in enumerate(cases):
         save = tmp_path / f"case{i}"
         with pytest.raises(UserError, match=needle.replace(".", r"\.")):
-            script(name).main(argv + ["--save", str(save)])
+            stage(SFP_KEY, name, argv + ["--save", str(save)])
         assert not save.exists() or not any(save.iterdir()), (name, argv)

@@ -326,14 +326,11 @@ RUNS = {
 def prune_in_process(argv):
     """prune.py's main in this process (no interpreter start-up per run): (record, log lines, warnings)."""
     import warnings
-    from utils.branches import prune_main
-    from utils.methods import get_method, import_path
-    script = import_path(str(NS / "prune.py"), "slimming_prune_script")
+    from conftest import stage
     lines = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = prune_main(get_method("network-slimming"), script.__doc__, [str(a) for a in argv],
-                            extra_args=(script.SlimmingArgs,), log=lines.append)
+        record = stage(KEY, "prune", argv, log=lines.append)
     messages = [str(w.message) for w in caught if "checksums differ" not in str(w.message)]
     return record, lines, messages
 
@@ -427,7 +424,7 @@ def model_default_cfg(arch):
 def test_scratch_b_epochs_from_the_flops_ratio(runs, name, tmp_path):
     """scratch-B runs int(160 x FLOPs(full) / FLOPs(pruned)) epochs, FLOPs(full) = reference.md 2.13, for our
     pruned checkpoint and for the reference's (cfg + state_dict, selections only in the indexes)."""
-    from utils.branches import scratch_budget
+    from utils.stages import scratch_budget
     from utils.checkpoint import load_checkpoint, model_from_checkpoint
     from utils.data import dataset_info
     arch = RUNS[name][0]
@@ -438,7 +435,7 @@ def test_scratch_b_epochs_from_the_flops_ratio(runs, name, tmp_path):
     want = int(160 * GOLDEN_FLOPS_C10[arch] / FLOPS[arch](cfg))
     assert want > 160
     model = model_from_checkpoint(ours, "p", "--scratch", dataset_info=info, load_weights=False)
-    epochs, record = scratch_budget(ours, model, info, 160, None)
+    epochs, record = scratch_budget(ours, model, info, 160)
     assert epochs == want and record["flops_base"] == GOLDEN_FLOPS_C10[arch]
 
     # the reference's resprune/denseprune/vggprune output: {cfg, state_dict}
@@ -448,7 +445,7 @@ def test_scratch_b_epochs_from_the_flops_ratio(runs, name, tmp_path):
     ref = load_checkpoint(str(path), "--scratch")
     torch.manual_seed(0)
     fresh = model_from_checkpoint(ref, str(path), "--scratch", arch, DEPTH[arch], info, load_weights=False)
-    epochs, record = scratch_budget(ref, fresh, info, 160, None)
+    epochs, record = scratch_budget(ref, fresh, info, 160)
     assert epochs == want and record["flops_base"] == GOLDEN_FLOPS_C10[arch]
     # the selections are part of the architecture: a fresh build from the spec has them, weights are new
     from models import build_from_spec
@@ -467,9 +464,23 @@ def test_scratch_b_epochs_from_the_flops_ratio(runs, name, tmp_path):
 
 
 # ----------------------------------------------------------------------------- in-process pieces
+KEY = "cifar/network-slimming"
+
+
 def method():
     from utils.methods import get_method
-    return get_method("network-slimming")
+    return get_method(KEY)
+
+
+def train_stage(**hparams):
+    """train.py's stage context with these sparsity options."""
+    from utils.methods import StageContext
+    return StageContext("train", method().TrainHparams(**hparams), None, None, None)
+
+
+def ctx(**hparams):
+    from utils.methods import PruneContext, hparams_of
+    return PruneContext(hparams_of(method().Hparams, **hparams))
 
 
 def randomised(arch, depth, seed, zero_some=True, **kw):
@@ -504,7 +515,7 @@ def test_sparsity_hook_adds_s_sign_gamma_to_gamma_grads_only(arch, depth):
     nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 3])).backward()
     before = {n: p.grad.clone() for n, p in model.named_parameters()}
     s = 3e-4
-    hooks = method().train_hooks(SimpleNamespace(sparsity_regularization=True, s=s))
+    hooks = method().train_hooks(train_stage(sparsity_regularization=True, s=s))
     assert len(hooks) == 1
     hooks[0].on_train_start(SimpleNamespace(module=model, log=lambda *a: None))
     hooks[0].after_backward(SimpleNamespace(module=model))
@@ -519,7 +530,7 @@ def test_sparsity_hook_adds_s_sign_gamma_to_gamma_grads_only(arch, depth):
         else:
             assert torch.equal(p.grad, before[n]), n  # beta, convs, linear untouched
     assert zero_seen
-    assert not method().train_hooks(SimpleNamespace(sparsity_regularization=False, s=s))
+    assert not method().train_hooks(train_stage(sparsity_regularization=False, s=s))
 
 
 def test_sparsity_hook_runs_between_backward_and_step():
@@ -544,7 +555,7 @@ def test_sparsity_hook_runs_between_backward_and_step():
     batches = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(1)]
     results = []
     lr, s = 0.05, 1e-2
-    for hooks in ([], method().train_hooks(SimpleNamespace(sparsity_regularization=True, s=s))):
+    for hooks in ([], method().train_hooks(train_stage(sparsity_regularization=True, s=s))):
         model = randomised("vgg_slim", 11, seed=9)
         start = {k: v.clone() for k, v in model.state_dict().items()}
         trainer = Trainer(model, Loader(batches), Loader(batches),
@@ -570,15 +581,15 @@ def test_masked_and_physically_pruned_networks_agree(arch, depth):
     from utils.surgery import prune_channels
     model = randomised(arch, depth, seed=11).eval()
     m = method()
-    keep = m.select(model, percent=0.45)
+    keep = m.select(model, ctx(percent=0.45))
     pruned = prune_channels(model, keep).eval()
-    masked = m.masked(model, keep).eval()
+    masked = m.masked_model(model, keep, None).eval()
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         out_p, out_m, out_full = pruned(x), masked(x), model(x)
     assert torch.allclose(out_p, out_m, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(out_p, out_full, rtol=1e-3, atol=1e-3)
-    thre = m.describe(model, keep, percent=0.45)["threshold"]
+    thre = m.describe(model, keep, ctx(percent=0.45))["threshold"]
     for name, mod in model.named_modules():
         if hasattr(mod, "set_selected"):
             bn = model.get_submodule(name.rsplit(".", 1)[0] + ".bn1" if "." in name else "bn")
@@ -604,7 +615,7 @@ def test_zero_channel_layer_keeps_its_strongest_channel_or_fails_with_strict():
         model.layer1[0].bn1.weight.copy_(torch.tensor([1e-7, -3e-6, 2e-6] + [1e-7] * 13))
     m = method()
     with pytest.warns(UserWarning, match="keeps no channel") as caught:
-        keep = m.select(model, percent=0.5)
+        keep = m.select(model, ctx(percent=0.5))
     assert len(caught) == 2
     assert all("strongest" in str(w.message) and "\n" not in str(w.message) for w in caught)
     groups = {g.name: g.cfg_index for g in model.channel_groups()}
@@ -612,9 +623,9 @@ def test_zero_channel_layer_keeps_its_strongest_channel_or_fails_with_strict():
     assert keep[groups["layer1.0.select"]] == [1]  # |-3e-6| is the strongest
     pruned = prune_channels(model, keep)
     assert pruned.layer2[1].conv1.out_channels == 1 and pruned.layer1[0].select.selected() == [1]
-    assert m.describe(model, keep, percent=0.5)["layers_kept_strongest_only"] == ["layer1.0.bn1", "layer2.1.bn2"]
+    assert m.describe(model, keep, ctx(percent=0.5))["layers_kept_strongest_only"] == ["layer1.0.bn1", "layer2.1.bn2"]
     with pytest.raises(UserError, match="keeps no channel"):
-        m.select(model, percent=0.5, strict=True)
+        m.select(model, ctx(percent=0.5, strict=True))
 
 
 def test_threshold_rule_on_a_hand_made_example():
@@ -628,7 +639,7 @@ def test_threshold_rule_on_a_hand_made_example():
         for b in bns[2:]:
             b.weight.fill_(1.0)
     # |gamma| sorted: 0.05 0.1 0.2 0.3 0.3 0.3 0.4 0.5 0.7 0.9 1 1 1 1 1 1 (16); int(16*0.3) = 4 -> 0.3
-    keep = method().select(model, percent=0.3)
+    keep = method().select(model, ctx(percent=0.3))
     assert keep[0] == [0, 4] and keep[2] == [2, 4]
     assert all(keep[i] == [0] for i in (4, 5, 7, 8, 10, 11))
 
@@ -735,13 +746,12 @@ def test_bad_prune_input_is_a_user_error_and_writes_nothing(bad, tmp_path, argv,
 
 
 def test_negative_sparsity_rate_is_a_user_error(bad, tmp_path):
+    from conftest import stage
     from utils.errors import UserError
-    from utils.methods import import_path
     _, data = bad
-    script = import_path(str(NS / "train.py"), "slimming_train_script")
     with pytest.raises(UserError, match="--s -0.0001"):
-        script.main(["-sr", "--s", "-0.0001", "--dataset", "cifar10", "--data", data, "--arch", "vgg", "--depth", "11",
-                     "--width", "0.125", "--epochs", "1", "--save", str(tmp_path / "neg")])
+        stage(KEY, "train", ["-sr", "--s", "-0.0001", "--dataset", "cifar10", "--data", data, "--arch", "vgg",
+                             "--depth", "11", "--width", "0.125", "--epochs", "1", "--save", str(tmp_path / "neg")])
     assert not (tmp_path / "neg").exists()
 
 

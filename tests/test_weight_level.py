@@ -14,9 +14,8 @@ import torch
 import torch.nn as nn
 from torch.nn.utils import prune as torch_prune
 
-from conftest import PYTHON, ROOT, run
+from conftest import stage, PYTHON, ROOT, run
 from models import build_from_spec, create_model
-from utils.branches import CheckArgs, _pruned_model, mask_prune_main
 from utils.checkpoint import save_checkpoint, spec_fields
 from utils.data import dataset_info
 from utils.flops import count_flops, count_macs, count_params
@@ -31,8 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prune_in_process(argv, log=lambda *a: None):
-    method = get_method("weight-level")
-    return mask_prune_main(method, "prune", [str(a) for a in argv], extra_args=method.prune_args, log=log)
+    return stage("cifar/weight-level", "prune", argv, log=log)
 
 
 # =========================================================================================== models
@@ -268,14 +266,19 @@ def test_pruning_a_pruned_checkpoint_keeps_its_zeros(pruned_vgg, tmp_path):
     check_against_oracle(first["state_dict"], tmp_path / "p2" / "pruned.pth.tar", 0.8)
 
 
-def test_a_layer_left_without_weights_is_noted(tmp_path):
+def test_a_layer_left_without_weights_is_refused_or_noted(tmp_path):
+    from utils.errors import UserError
     torch.manual_seed(3)
     model = create_model("vgg11_bn", 11, cfg=TINY_VGG)
     with torch.no_grad():
         model.features[4].weight.mul_(1e-6)  # the second conv: all its weights fall under the threshold
     save_checkpoint({**spec_fields(model, "cifar10"), "state_dict": model.state_dict()}, str(tmp_path / "b.pth.tar"))
+    with pytest.raises(UserError, match=r"--percent 0.5 leaves 1 layer\(s\) with no weight at all \(features.4.weight"):
+        prune_in_process(["--model", tmp_path / "b.pth.tar", "--save", tmp_path / "p", "--percent", 0.5])
+    assert not (tmp_path / "p").exists()
     lines = []
-    prune_in_process(["--model", tmp_path / "b.pth.tar", "--save", tmp_path / "p", "--percent", 0.5], log=lines.append)
+    prune_in_process(["--model", tmp_path / "b.pth.tar", "--save", tmp_path / "p", "--percent", 0.5,
+                      "--allow-empty-layers"], log=lines.append)
     notes = [line for line in lines if line.startswith("note:") and "no weights left" in line]
     assert len(notes) == 1 and "features.4.weight" in notes[0] and "\n" not in notes[0]
     assert json.loads((tmp_path / "p" / "prune.json").read_text())["empty_layers"] == ["features.4.weight"]
@@ -283,12 +286,14 @@ def test_a_layer_left_without_weights_is_noted(tmp_path):
 
 # ====================================================================================== scratch-B
 def _budget(path, flops_ratio_one, arch=None, depth=None, epochs=160):
-    from dataclasses import make_dataclass
+    from utils.methods import StageContext
+    from utils.stages import DataArgs, load_source
+    method = get_method("cifar/weight-level")
     info = dataset_info("cifar10")
-    check = CheckArgs(arch=arch, depth=depth)
-    ckpt, model = _pruned_model(str(path), "--scratch", check, info, load_weights=True)
-    extra = make_dataclass("Extra", [("flops_ratio_one", bool)])(flops_ratio_one)
-    return get_method("weight-level").budget(ckpt, model, info, TrainArgs(epochs=epochs), check, extra)
+    ckpt, model = load_source(str(path), "--scratch", info, arch, depth, method=method)
+    stage_ = StageContext("scratch-B", method.ScratchHparams(flops_ratio_one=flops_ratio_one), DataArgs(),
+                          TrainArgs(epochs=epochs), info, model=model, source=ckpt, source_path=str(path))
+    return method.scratch_budget(stage_, epochs)
 
 
 def test_scratch_b_epochs_from_nonzero_flops(pruned_vgg, tmp_path):

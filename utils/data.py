@@ -1,23 +1,24 @@
-"""Datasets (CIFAR-10/100, Fashion-MNIST) and the device-resident loader.
+"""Datasets (a registry: CIFAR-10/100, Fashion-MNIST) and the device-resident loader.
 
-The whole dataset lives on the training device as uint8. Each epoch the reference augmentation runs as
-batched tensor ops: zero padding of 4 *before* normalisation (so padded pixels become -mean/std, as with
-torchvision's Pad/RandomCrop on PIL images), a uniform random crop back to size (one of 81 offsets), and a
-horizontal flip with p=0.5 per image; nothing at test time. Order and augmentation of epoch e come from
-a generator seeded with (seed, e), so an epoch can be replayed exactly after a resume, on CPU or CUDA.
-The last partial batch is kept (the reference's drop_last=False). A training loader also keeps the padded
-set and its mirror image on the device (uint8, about 3.1x the set: 0.5 GB for CIFAR-10), which makes crop +
-flip a single gather per batch. CIFAR is read from the official python pickles by this module (files whose
-checksums differ, such as subsets and test fixtures, load with a warning); torchvision only downloads.
+The raw files are read by torchvision's dataset classes (``CIFAR10``, ``CIFAR100``, ``FashionMNIST``) into uint8
+tensors; files whose checksums differ from the official ones (subsets, test fixtures) load with a warning, and a
+damaged file is a one-line error naming it. The whole dataset then lives on the training device as uint8. Each
+epoch the reference augmentation runs as batched tensor ops: zero padding of 4 *before* normalisation (so padded
+pixels become -mean/std, as with torchvision's Pad/RandomCrop on PIL images), a uniform random crop back to size
+(one of 81 offsets), and a horizontal flip with p=0.5 per image; nothing at test time. Order and augmentation of
+epoch e come from a generator seeded with (seed, e), so an epoch can be replayed exactly after a resume, on CPU or
+CUDA. The last partial batch is kept (the reference's drop_last=False). A training loader also keeps the padded
+set and its mirror image on the device (uint8, about 3.1x the set: 0.5 GB for CIFAR-10), which makes crop + flip
+a single gather per batch.
 """
 import gzip
 import os
-import pickle
+import shutil
 import socket
+import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,41 +37,54 @@ class DatasetInfo:
     std: tuple
 
 
-# The reference uses the CIFAR-10 constants for CIFAR-100 too (its pipeline C-A); Fashion-MNIST's are the
-# usual training-set statistics.
-_CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
-DATASETS = {
-    "cifar10": DatasetInfo("cifar10", 10, 3, 32, _CIFAR_MEAN, _CIFAR_STD),
-    "cifar100": DatasetInfo("cifar100", 100, 3, 32, _CIFAR_MEAN, _CIFAR_STD),
-    "fashionmnist": DatasetInfo("fashionmnist", 10, 1, 28, (0.2860,), (0.3530,)),
-}
-
-
-def dataset_info(name):
-    if name not in DATASETS:
-        raise UserError(f"--dataset {name!r} is not supported (choose from {', '.join(DATASETS)})")
-    return DATASETS[name]
-
-
 @dataclass
 class TensorDataset:
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64, N
 
 
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: what it is, how to find it in a folder and read it, where else to look."""
+    info: DatasetInfo
+    root_of: object            # folder -> the root its reader takes, or None when the dataset is not there
+    read: object               # root -> (train, test) TensorDatasets
+    layout: str                # what --data must hold, for messages
+    how_to_get: str            # one clause, for messages
+    download: object = None    # root -> None: fetch into root (torchvision), where the network allows
+    also: tuple = field(default_factory=tuple)  # folders searched after ./data
+
+
+_DATASETS = {}
+
+
+def register_dataset(entry):
+    name = entry.info.name
+    if name in _DATASETS:
+        raise ValueError(f"dataset {name!r} is registered twice")
+    _DATASETS[name] = entry
+    return entry
+
+
+def dataset_names():
+    return sorted(_DATASETS)
+
+
+def dataset_info(name):
+    if name not in _DATASETS:
+        raise UserError(f"--dataset {name!r} is not supported (choose from {', '.join(dataset_names())})")
+    return _DATASETS[name].info
+
+
 # ----------------------------------------------------------------------------------------------- CIFAR
-_CIFAR_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
-
-
-def _cifar_spec(name):
-    """torchvision's description of the official files: folder, (file, md5) lists, download url."""
+def _cifar_class(name):
     from torchvision.datasets import CIFAR10, CIFAR100
     return CIFAR10 if name == "cifar10" else CIFAR100
 
 
 def _cifar_root(name, directory):
     """The folder that holds cifar-10-batches-py (accepts that folder itself too)."""
-    sub = _CIFAR_DIRS[name]
+    sub = _cifar_class(name).base_folder
     if os.path.isdir(os.path.join(directory, sub)):
         return directory
     if os.path.basename(os.path.normpath(directory)) == sub and os.path.isdir(directory):
@@ -78,53 +92,73 @@ def _cifar_root(name, directory):
     return None
 
 
-def _read_cifar_file(folder, fname, num_classes):
-    path = os.path.join(folder, fname)
-    try:
-        with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
-        data = np.asarray(entry["data"], dtype=np.uint8)
-        labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"], dtype=np.int64)
-        images = data.reshape(-1, 3, 32, 32)
-    except Exception as exc:  # a truncated/garbled pickle raises many kinds of exception
-        raise UserError(f"{folder}: corrupt CIFAR file {fname} ({type(exc).__name__}: {exc})") from None
-    if images.shape[0] != labels.shape[0] or (labels.size and not 0 <= labels.min() <= labels.max() < num_classes):
-        raise UserError(f"{folder}: corrupt CIFAR file {fname} ({images.shape[0]} images, {labels.shape[0]} labels, "
-                        f"labels must lie in [0, {num_classes}))")
-    return images, labels
+def _lenient(cls, files):
+    """``cls`` (torchvision's CIFAR10/100) reading just ``files`` as its training list, with the integrity check
+    reduced to the files being there: our callers check the checksums themselves and only warn (a subset, a test
+    fixture), and reading one file at a time lets a damaged one be named."""
+    class Lenient(cls):
+        train_list = [[f, None] for f in files]
+
+        def _check_integrity(self):
+            return all(os.path.isfile(os.path.join(self.root, self.base_folder, f)) for f, _ in self.train_list)
+
+        def _load_meta(self):  # the class names are not needed (labels are integers), nor is the meta file
+            self.classes = []
+
+    return Lenient
 
 
-def _load_cifar(name, root):
-    """Read the official python pickles under ``root``/cifar-10-batches-py (or cifar-100-python).
-
-    Files whose checksums differ from the official ones (a subset, a test fixture) are loaded with a warning;
-    the meta file is not needed (labels are integers)."""
+def _read_cifar(name, root):
     from torchvision.datasets.utils import check_integrity
-    spec = _cifar_spec(name)
-    folder = os.path.join(root, spec.base_folder)
-    files = spec.train_list + spec.test_list
+    cls = _cifar_class(name)
+    folder = os.path.join(root, cls.base_folder)
+    files = cls.train_list + cls.test_list
     missing = [f for f, _ in files if not os.path.isfile(os.path.join(folder, f))]
     if missing:
-        raise UserError(f"{folder}: incomplete {name} folder (missing {', '.join(missing)}); {_how_to_get(name)}")
+        raise UserError(f"{folder}: incomplete {name} folder (missing {', '.join(missing)}); "
+                        f"{_DATASETS[name].how_to_get}")
     differing = [f for f, md5 in files if not check_integrity(os.path.join(folder, f), md5)]
     if differing:
         warnings.warn(f"{folder}: CIFAR-format files whose checksums differ from the official ones "
                       f"({', '.join(differing)}; a subset or a test fixture?); loading them anyway", stacklevel=3)
-    classes = DATASETS[name].num_classes
+    classes = _DATASETS[name].info.num_classes
     out = []
-    for file_list in (spec.train_list, spec.test_list):
-        parts = [_read_cifar_file(folder, f, classes) for f, _ in file_list]
-        images = np.concatenate([p[0] for p in parts])
-        labels = np.concatenate([p[1] for p in parts])
-        out.append(TensorDataset(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)))
+    for file_list in (cls.train_list, cls.test_list):
+        images, labels = [], []
+        for fname, _ in file_list:
+            try:
+                ds = _lenient(cls, [fname])(root, train=True, download=False)
+                data = torch.from_numpy(ds.data).permute(0, 3, 1, 2)
+                target = torch.as_tensor(ds.targets, dtype=torch.int64)
+            except Exception as exc:  # a truncated or garbled pickle raises many kinds of exception
+                raise UserError(f"{folder}: corrupt CIFAR file {fname} ({type(exc).__name__}: {exc})") from None
+            if data.shape[0] != target.numel() or (target.numel() and not 0 <= int(target.min()) <= int(target.max())
+                                                    < classes):
+                raise UserError(f"{folder}: corrupt CIFAR file {fname} ({data.shape[0]} images, {target.numel()} "
+                                f"labels, labels must lie in [0, {classes}))")
+            images.append(data)
+            labels.append(target)
+        out.append(TensorDataset(torch.cat(images).contiguous(), torch.cat(labels)))
     return out
 
 
-def _download_cifar(name, root):
-    from torchvision.datasets.utils import download_and_extract_archive
-    spec = _cifar_spec(name)
-    download_and_extract_archive(spec.url, root, filename=spec.filename, md5=spec.tgz_md5)
-    return _load_cifar(name, root)
+def _download_cifar(name):
+    def download(root):
+        from torchvision.datasets.utils import download_and_extract_archive
+        cls = _cifar_class(name)
+        download_and_extract_archive(cls.url, root, filename=cls.filename, md5=cls.tgz_md5)
+    return download
+
+
+_CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+# The reference uses the CIFAR-10 constants for CIFAR-100 too (its pipeline C-A)
+for _name, _classes, _folder in (("cifar10", 10, "cifar-10-batches-py"), ("cifar100", 100, "cifar-100-python")):
+    register_dataset(DatasetEntry(
+        DatasetInfo(_name, _classes, 3, 32, _CIFAR_MEAN, _CIFAR_STD),
+        root_of=lambda d, n=_name: _cifar_root(n, d), read=lambda r, n=_name: _read_cifar(n, r),
+        layout=f"{_folder}/ with the python pickles",
+        how_to_get=f"put {_folder}/ from the official python tarball under ./data or pass --data DIR",
+        download=_download_cifar(_name)))
 
 
 # --------------------------------------------------------------------------------------- Fashion-MNIST
@@ -141,29 +175,6 @@ def _find_idx(directory, stem):
     return None
 
 
-def _read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-        if len(raw) < 4:
-            raise ValueError("shorter than an IDX header")
-        magic = int.from_bytes(raw[0:4], "big")
-        ndim = magic & 0xFF
-        if (magic >> 8) != 0x08 or ndim not in (1, 3):
-            raise ValueError("not a uint8 IDX file")
-        header = 4 + 4 * ndim
-        if len(raw) < header:
-            raise ValueError("truncated IDX header")
-        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-        if len(raw) != header + int(np.prod(dims)):
-            raise ValueError(f"{len(raw) - header} data bytes for shape {dims} (truncated?)")
-        data = np.frombuffer(raw, dtype=np.uint8, offset=header)
-        return torch.from_numpy(data.reshape(dims).copy())
-    except (OSError, ValueError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise UserError(f"{path}: corrupt Fashion-MNIST file ({exc})") from None
-
-
 def _fmnist_dir(directory):
     return directory if all(_find_idx(directory, s) for pair in _FMNIST_FILES.values() for s in pair) else None
 
@@ -176,16 +187,47 @@ def find_fashion_mnist(data_dir=None):
     return None
 
 
-def _load_fmnist(directory):
-    out = []
-    for split in ("train", "test"):
-        img_stem, lab_stem = _FMNIST_FILES[split]
-        images = _read_idx(_find_idx(directory, img_stem)).unsqueeze(1).contiguous()
-        labels = _read_idx(_find_idx(directory, lab_stem)).long()
-        if images.shape[0] != labels.shape[0]:
-            raise UserError(f"{directory}: Fashion-MNIST {split} images and labels differ in number")
-        out.append(TensorDataset(images, labels))
+def _read_fmnist(directory):
+    """torchvision's FashionMNIST reads ROOT/FashionMNIST/raw/<file> uncompressed: the files (Debian ships them
+    gzipped, in a flat folder) are staged there in a temporary folder."""
+    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+    sources = {stem: _find_idx(directory, stem) for pair in _FMNIST_FILES.values() for stem in pair}
+    with tempfile.TemporaryDirectory(prefix="fashionmnist-") as tmp:
+        raw = os.path.join(tmp, "FashionMNIST", "raw")
+        os.makedirs(raw)
+        for stem, src in sources.items():
+            try:
+                with (gzip.open(src, "rb") if src.endswith(".gz") else open(src, "rb")) as f, \
+                        open(os.path.join(raw, stem), "wb") as out:
+                    shutil.copyfileobj(f, out)
+            except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+                raise UserError(f"{src}: corrupt Fashion-MNIST file ({exc})") from None
+        out = []
+        for split, (img_stem, lab_stem) in _FMNIST_FILES.items():
+            try:
+                ds = FashionMNIST(tmp, train=split == "train", download=False)
+                images, labels = ds.data, ds.targets
+            except Exception:  # which of the two files, and why: read each on its own
+                for stem, reader in ((img_stem, read_image_file), (lab_stem, read_label_file)):
+                    try:
+                        reader(os.path.join(raw, stem))
+                    except Exception as exc:
+                        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                        raise UserError(f"{sources[stem]}: corrupt Fashion-MNIST file (not a complete IDX file: "
+                                        f"truncated or damaged; {detail[:150]})") from None
+                raise
+            if images.dim() != 3 or images.shape[0] != labels.numel():
+                raise UserError(f"{sources[img_stem]}: Fashion-MNIST {split} images and labels differ in number")
+            out.append(TensorDataset(images.to(torch.uint8).unsqueeze(1).contiguous(), labels.long()))
     return out
+
+
+register_dataset(DatasetEntry(
+    DatasetInfo("fashionmnist", 10, 1, 28, (0.2860,), (0.3530,)),  # the training set's statistics
+    root_of=_fmnist_dir, read=_read_fmnist, layout="train-images-idx3-ubyte[.gz] and the three other IDX files",
+    how_to_get="run `make data` (Debian's dataset-fashion-mnist) or pass --data DIR",
+    also=(FASHION_MNIST_SYSTEM_DIR,)))
 
 
 # -------------------------------------------------------------------------------------------- lookup
@@ -194,34 +236,28 @@ def _describe(d):
 
 
 def load_dataset(name, data_dir=None, download=True):
-    """(train, test) TensorDatasets. Lookup: ``data_dir`` (--data), else ./data, else a torchvision
-    download into ./data where the network allows, else (Fashion-MNIST) the Debian package's folder."""
+    """(train, test) TensorDatasets. Lookup: ``data_dir`` (--data), else ./data, else a download into ./data
+    where the dataset has one and the network allows, else the dataset's other folders (Debian's for
+    Fashion-MNIST)."""
     dataset_info(name)
+    entry = _DATASETS[name]
     tried = []
-    candidates = [data_dir] if data_dir else ["./data"]
-    if name == "fashionmnist" and not data_dir:
-        candidates.append(FASHION_MNIST_SYSTEM_DIR)
-    for d in candidates:
+    for d in [data_dir] if data_dir else ["./data", *entry.also]:
         tried.append(_describe(d))
-        if not os.path.isdir(d):
-            continue
-        if name == "fashionmnist":
-            if _fmnist_dir(d):
-                return _load_fmnist(d)
-        else:
-            root = _cifar_root(name, d)
-            if root:
-                return _load_cifar(name, root)
+        root = entry.root_of(d) if os.path.isdir(d) else None
+        if root:
+            return entry.read(root)
     if data_dir:
         where = "there" if os.path.isdir(data_dir) else "(no such folder)"
         raise UserError(f"--data {_describe(data_dir)}: no {name} dataset {where} "
-                        f"(expected {_expected_layout(name)}; {_how_to_get(name)})")
-    if download and name != "fashionmnist":
+                        f"(expected {entry.layout}; {entry.how_to_get})")
+    if download and entry.download is not None:
         existed = os.path.isdir("./data")
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(20)
         try:
-            return _download_cifar(name, "./data")
+            entry.download("./data")
+            return entry.read(entry.root_of("./data"))
         except UserError:
             raise
         except Exception as exc:  # no network, a proxy, a partial file: report the lookup below instead
@@ -230,19 +266,18 @@ def load_dataset(name, data_dir=None, download=True):
                 os.rmdir("./data")  # leave no empty folder behind
         finally:
             socket.setdefaulttimeout(previous)
-    raise UserError(f"{name} not found (tried {', '.join(tried)}); {_how_to_get(name)}")
+    raise UserError(f"{name} not found (tried {', '.join(tried)}); {entry.how_to_get}")
 
 
-def _expected_layout(name):
-    if name == "fashionmnist":
-        return "train-images-idx3-ubyte[.gz] and the three other IDX files"
-    return f"{_CIFAR_DIRS[name]}/ with the python pickles"
-
-
-def _how_to_get(name):
-    if name == "fashionmnist":
-        return "install Debian's dataset-fashion-mnist or pass --data DIR"
-    return f"put {_CIFAR_DIRS[name]}/ from the official python tarball under ./data or pass --data DIR"
+def split_validation(ds, n, seed=0):
+    """(train, val): ``n`` training images held out for model selection, the same ones for every run and seed
+    (a fixed permutation), the rest in their original order."""
+    total = ds.labels.numel()
+    if not 0 < n < total:
+        raise UserError(f"--val-split {n}: must lie in [1, {total - 1}] (the training set has {total} images)")
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    val, rest = perm[:n].sort().values, perm[n:].sort().values
+    return TensorDataset(ds.images[rest], ds.labels[rest]), TensorDataset(ds.images[val], ds.labels[val])
 
 
 def subset(ds, n):

@@ -1,6 +1,11 @@
 """The training engine: one small loop with hooks, used by every method and every stage.
 
-Hooks are where methods plug in what they add to plain SGD training:
+What is trained how is passed in: the objective (cross-entropy by default; distillation is another), the
+optimizer and its LR schedule (SGD with the reference's epoch milestones by default; a schedule may step every
+iteration), any iterable of (inputs, targets) batches as loaders (``set_epoch`` is called when they have it),
+and an optional validation loader that then selects the best model instead of the test set.
+
+Hooks are where methods plug in what they add to training:
 
 =====================  ==========================================================================
 ``on_train_start``     once, after the optimizer exists (e.g. build masks)
@@ -43,6 +48,54 @@ def evaluate(model, loader, device, amp=False, dist_info=None):
     model.train(was_training)
     loss, correct, count = totals.tolist()
     return loss / max(count, 1), correct / max(count, 1)
+
+
+def cross_entropy(trainer, inputs, outputs, targets):
+    """The default objective: the reference's cross-entropy on the logits."""
+    return F.cross_entropy(outputs, targets)
+
+
+def sgd(module, config):
+    """The default optimizer: SGD with momentum, weight decay and optional Nesterov from the TrainConfig."""
+    return torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=config.nesterov)
+
+
+def epoch_schedule(optimizer, config, steps_per_epoch):
+    """The default LR schedule, stepped once per epoch: x gamma at each milestone, or SFP's per-milestone factors
+    (``gammas``, cumulative). Returns (scheduler, 'epoch')."""
+    if config.gammas:
+        steps = sorted(zip(config.milestones, config.gammas))
+
+        def factor(epoch):  # a plain function: LambdaLR saves only its epoch counter, so resume is exact
+            return math.prod(g for m, g in steps if epoch >= m)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "epoch"
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones),
+                                                gamma=config.gamma), "epoch"
+
+
+def train_steps(model, loader, steps, optimizer, objective=cross_entropy, log=None):
+    """``steps`` optimizer steps on batches of ``loader`` (cycled, epoch by epoch through ``set_epoch``), in
+    training mode: the short fine-tunes some pruning rules run between layers (ThiNet). The mean loss."""
+    model.train()
+    total, done, epoch = 0.0, 0, 0
+    while done < steps:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        for x, y in loader:
+            loss = objective(None, x, model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss)
+            done += 1
+            if done == steps:
+                break
+        epoch += 1
+    if log is not None:
+        log(f"  {steps} fine-tuning step(s), mean loss {total / max(done, 1):.4f}")
+    return total / max(done, 1)
 
 
 class Hook:
@@ -93,7 +146,11 @@ class Trainer:
     BEST = "model_best.pth.tar"
 
     def __init__(self, model, train_loader, test_loader, config, save_dir, dist_info=None, hooks=(),
-                 ckpt_extra=None, log=print):
+                 ckpt_extra=None, log=print, *, objective=cross_entropy, optimizer=sgd, schedule=epoch_schedule,
+                 val_loader=None):
+        """``objective(trainer, inputs, outputs, targets) -> loss``; ``optimizer(module, config) -> optimizer``;
+        ``schedule(optimizer, config, steps_per_epoch) -> (scheduler, 'epoch' | 'step')``; ``val_loader``:
+        the model kept as model_best is the best on it (default: the best on the test set, the reference's)."""
         self.cfg = config
         self.dist = dist_info or DistInfo()
         self.device = self.dist.device
@@ -106,24 +163,19 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
         if config.compile:
             self.model = torch.compile(self.model)
-        self.train_loader, self.test_loader = train_loader, test_loader
+        self.train_loader, self.test_loader, self.val_loader = train_loader, test_loader, val_loader
         self.save_dir = save_dir
         self.hooks = list(hooks)
         self.ckpt_extra = dict(ckpt_extra or {})
         self.log = log if self.dist.is_main else (lambda *a, **k: None)
-        self.optimizer = torch.optim.SGD(self.module.parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay, nesterov=config.nesterov)
-        if config.gammas:
-            steps = sorted(zip(config.milestones, config.gammas))
-
-            def factor(epoch):  # a plain function: LambdaLR saves only its epoch counter, so resume is exact
-                return math.prod(g for m, g in steps if epoch >= m)
-
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
-        else:
-            self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=list(config.milestones),
-                                                                  gamma=config.gamma)
+        self.objective = objective
+        self.optimizer = optimizer(self.module, config)
+        steps = len(train_loader) if hasattr(train_loader, "__len__") else None
+        self.scheduler, self.schedule_unit = schedule(self.optimizer, config, steps)
+        if self.schedule_unit not in ("epoch", "step"):
+            raise ValueError(f"schedule unit must be 'epoch' or 'step', not {self.schedule_unit!r}")
         self.start_epoch, self.best_prec1, self.last_prec1 = 0, 0.0, None
+        self.best_val, self.best_epoch = None, None
         self.elapsed = 0.0
         self.history = []
         self.epoch = 0
@@ -135,7 +187,8 @@ class Trainer:
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {**self.ckpt_extra, "state_dict": self.module.state_dict(), "epoch": epoch,
-                "best_prec1": self.best_prec1, "last_prec1": self.last_prec1,
+                "best_prec1": self.best_prec1, "last_prec1": self.last_prec1, "best_val": self.best_val,
+                "best_epoch": self.best_epoch,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "rng": rng, "hooks": [h.state_dict() for h in self.hooks], "elapsed": self.elapsed,
                 "history": list(self.history)}
@@ -152,6 +205,7 @@ class Trainer:
         self.start_epoch = int(ckpt["epoch"])
         self.best_prec1 = float(ckpt["best_prec1"])
         self.last_prec1 = ckpt.get("last_prec1")
+        self.best_val, self.best_epoch = ckpt.get("best_val"), ckpt.get("best_epoch")
         self.elapsed = float(ckpt.get("elapsed", 0.0))
         self.history = list(ckpt.get("history", []))
 
@@ -161,7 +215,8 @@ class Trainer:
 
     def train_epoch(self, epoch):
         self.model.train()
-        self.train_loader.set_epoch(epoch)
+        if hasattr(self.train_loader, "set_epoch"):  # the data order of epoch e is a function of (seed, e)
+            self.train_loader.set_epoch(epoch)
         for h in self.hooks:
             h.on_epoch_start(self, epoch)
         loss_sum = torch.zeros((), device=self.device)
@@ -170,12 +225,12 @@ class Trainer:
         bar = None
         if self.cfg.progress and self.dist.is_main:
             from tqdm import tqdm
-            bar = tqdm(total=len(self.train_loader), desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
-                       leave=False, dynamic_ncols=True)
+            bar = tqdm(total=len(self.train_loader) if hasattr(self.train_loader, "__len__") else None,
+                       desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, dynamic_ncols=True)
         for x, y in batches:
             with self._autocast():
                 out = self.model(x)
-                loss = F.cross_entropy(out, y)
+                loss = self.objective(self, x, out, y)
                 for h in self.hooks:
                     extra = h.extra_loss(self, x, out, y)
                     if extra is not None:
@@ -185,6 +240,8 @@ class Trainer:
             for h in self.hooks:
                 h.after_backward(self)
             self.optimizer.step()
+            if self.schedule_unit == "step":
+                self.scheduler.step()
             for h in self.hooks:
                 h.after_step(self)
             loss_sum += loss.detach().float()
@@ -212,12 +269,12 @@ class Trainer:
     def start_epoch_of_last(self):
         return len(self.history)
 
-    def evaluate(self, model=None):
+    def evaluate(self, model=None, loader=None):
         if self.dist.enabled and model is None:
             # DDP syncs BN running statistics only at the start of a training forward, so after the last
             # step every rank holds its own; evaluate (and save) rank 0's, the ones in the checkpoint.
             broadcast_buffers(self.module, self.dist)
-        return evaluate(model or self.module, self.test_loader, self.device, self.cfg.amp, self.dist)
+        return evaluate(model or self.module, loader or self.test_loader, self.device, self.cfg.amp, self.dist)
 
     # ------------------------------------------------------------------------------------ fit
     def writer(self):
@@ -234,18 +291,30 @@ class Trainer:
             t0 = time.time()
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss = self.train_epoch(epoch)
-            self.scheduler.step()
+            if self.schedule_unit == "epoch":
+                self.scheduler.step()
             for h in self.hooks:
                 h.on_epoch_end(self, epoch)
             test_loss, prec1 = self.evaluate()
-            is_best = prec1 > self.best_prec1
-            self.best_prec1 = max(prec1, self.best_prec1)
+            record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "test_loss": test_loss, "prec1": prec1}
+            if self.val_loader is not None:  # select on held-out training images, never on the test set
+                _, val = self.evaluate(loader=self.val_loader)
+                record["val_prec1"] = val
+                is_best = self.best_val is None or val > self.best_val
+                if is_best:
+                    self.best_val, self.best_prec1, self.best_epoch = val, prec1, epoch + 1
+            else:  # the reference's rule: the best test accuracy
+                is_best = prec1 > self.best_prec1
+                if is_best:
+                    self.best_epoch = epoch + 1
+                self.best_prec1 = max(prec1, self.best_prec1)
             self.last_prec1 = prec1
             self.elapsed += time.time() - t0
-            self.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                                 "test_loss": test_loss, "prec1": prec1})
+            self.history.append(record)
+            val_note = f"  val {100 * record['val_prec1']:.2f}%" if "val_prec1" in record else ""
             self.log(f"epoch {epoch + 1:>4}/{self.cfg.epochs}  lr {lr:.4g}  train loss {train_loss:.4f}  "
-                     f"test loss {test_loss:.4f}  acc {100 * prec1:.2f}%  best {100 * self.best_prec1:.2f}%  "
+                     f"test loss {test_loss:.4f}  acc {100 * prec1:.2f}%{val_note}  "
+                     f"{'selected' if self.val_loader is not None else 'best'} {100 * self.best_prec1:.2f}%  "
                      f"({time.time() - t0:.1f}s)")
             if self.dist.is_main:
                 w = self.writer()
@@ -254,6 +323,8 @@ class Trainer:
                     w.add_scalar("train/lr", lr, epoch + 1)
                     w.add_scalar("test/loss", test_loss, epoch + 1)
                     w.add_scalar("test/prec1", prec1, epoch + 1)
+                    if "val_prec1" in record:
+                        w.add_scalar("val/prec1", record["val_prec1"], epoch + 1)
                     w.flush()
                 state = self.state(epoch + 1)
                 if is_best:
@@ -261,5 +332,9 @@ class Trainer:
                 save_checkpoint(state, os.path.join(self.save_dir, self.CHECKPOINT))
         if self._writer is not None:
             self._writer.close()
-        return {"final_prec1": self.last_prec1, "best_prec1": self.best_prec1, "epochs": self.cfg.epochs,
-                "train_time_s": round(self.elapsed, 3)}
+        out = {"final_prec1": self.last_prec1, "best_prec1": self.best_prec1, "best_epoch": self.best_epoch,
+               "selected_on": "val" if self.val_loader is not None else "test", "epochs": self.cfg.epochs,
+               "train_time_s": round(self.elapsed, 3)}
+        if self.val_loader is not None:
+            out["best_val_prec1"] = self.best_val
+        return out

@@ -1,21 +1,12 @@
-"""One-line errors for bad input, and the wrapper every script's main runs under."""
+"""The wrapper every script's main runs under: bad input, divergence and signals become one line and an exit
+status (the exceptions themselves live in the leaf module ``errors``)."""
 import os
 import signal
 import sys
 import warnings
 
 
-class UserError(Exception):
-    """Bad input (a flag, a file, a dataset): reported as one line, exit status 2."""
-
-
-class TrainingDiverged(Exception):
-    """The loss became NaN/inf; the last good checkpoint is left in place."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's kill, torchrun stopping its workers): unwinds like Ctrl-C, so that a write in
-    progress removes its temporary file and the run folder's lock is released."""
+from errors import Terminated, TrainingDiverged, UserError  # noqa: F401  (re-exported)
 
 
 def _terminate(signum, frame):

@@ -46,12 +46,18 @@ def _base_type(tp):
     return tp
 
 
-def add_arguments(parser, cls, defaults=None, title=None):
-    """Add one argument per field of dataclass ``cls``; ``defaults`` overrides per script."""
-    defaults = defaults or {}
+def add_arguments(parser, cls, defaults=None, title=None, aliases=None, skip=(), only_existing=False):
+    """Add one argument per field of dataclass ``cls``; ``defaults`` overrides per script, ``aliases`` adds
+    spellings per field ({field: ("--learning_rate",)}), fields named in ``skip`` (already added by another
+    class) are left out, and with ``only_existing`` those that only shape a new network (metadata
+    ``new_network``). Returns {field name: its option strings}."""
+    defaults, aliases = defaults or {}, aliases or {}
     group = parser.add_argument_group(title or cls.__name__)
     hints = typing.get_type_hints(cls)
+    added = {}
     for f in dataclasses.fields(cls):
+        if f.name in skip or (only_existing and f.metadata.get("new_network")):
+            continue
         if f.name in defaults:
             default = defaults[f.name]
         elif f.default is not dataclasses.MISSING:
@@ -60,14 +66,16 @@ def add_arguments(parser, cls, defaults=None, title=None):
             default = f.default_factory()
         tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        names = [flag] + list(f.metadata.get("flags", ()))
+        names = [flag] + list(f.metadata.get("flags", ())) + list(aliases.get(f.name, ()))
         if "_" in f.name and tp is not bool:
             names.append("--" + f.name)  # the reference spells some flags with underscores
-        help_text = f.metadata.get("help", "")
+        names = list(dict.fromkeys(names))
+        help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         kwargs = dict(dest=f.name, default=default)
         if tp is bool:
-            group.add_argument(*names, action=argparse.BooleanOptionalAction,
-                               help=help_text + " (default: %(default)s)", **kwargs)
+            action = group.add_argument(*names, action=argparse.BooleanOptionalAction,
+                                        help=help_text + " (default: %(default)s)", **kwargs)
+            added[f.name] = list(action.option_strings)
             continue
         if typing.get_origin(tp) is list:
             (item,) = typing.get_args(tp)
@@ -77,6 +85,8 @@ def add_arguments(parser, cls, defaults=None, title=None):
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         group.add_argument(*names, help=help_text + " (default: %(default)s)", **kwargs)
+        added[f.name] = names
+    return added
 
 
 def build_parser(description, *classes, defaults=None, epilog=None):
@@ -94,6 +104,11 @@ def from_namespace(cls, ns):
 def parse(parser, classes, argv=None):
     ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
     return tuple(from_namespace(c, ns) for c in classes)
+
+
+def named(argv, option_strings):
+    """Whether the command line names one of ``option_strings`` (also as --flag=value)."""
+    return any(a.partition("=")[0] in option_strings for a in argv)
 
 
 def to_dict(*objs):

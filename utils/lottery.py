@@ -1,30 +1,30 @@
-"""Lottery-ticket stages (Frankle & Carbin 2019, as the paper re-runs them; reference.md 4.5, 4.6, 5.3), the
-entry points the lottery_ticket/ scripts and the iterative driver call.
+"""Lottery-ticket stages (Frankle & Carbin 2019, as the paper re-runs them; reference.md 4.5, 4.6, 5.3): what the
+lottery_ticket/ methods and the iterative driver share.
 
-train    dense training that also saves its random initialisation (``init.pth.tar``, before the first
-         step) and, with --rewind-epoch K, the weights after K epochs (``rewind_epochK.pth.tar``)
-prune    utils.branches.mask_prune_main with the lottery methods of lottery_ticket/*/method.py: weight level
-         (a fraction of the currently nonzero conv weights, one global threshold or per layer) or L1-norm
-         filters (the fixed targets of Li et al., keeping the large, small or random filters)
-ticket   the winning ticket (``ticket_main``): the mask on the saved init (or epoch-K) weights, trained
-         with the mask enforced (utils.masks.MaskHook)
-scratch  the random-init control (``masked_scratch_main``): the same mask on a fresh init, trained the
-         same way
+train    dense training that also saves its random initialisation (``init.pth.tar``, before the first step)
+         and, with --rewind-epoch K, the weights after K epochs (``rewind_epochK.pth.tar``): ``SaveInitHook``,
+         returned by the lottery methods' ``train_hooks``
+prune    utils.stages.prune with the lottery methods of lottery_ticket/*/method.py (MaskMethod): weight level (a
+         fraction of the currently nonzero conv weights) or L1-norm filters (the fixed targets of Li et al.)
+ticket   the winning ticket (``ticket``): the mask on the saved init (or epoch-K) weights, trained with the mask
+         enforced (utils.masks.MaskHook)
+scratch  the random-init control: utils.stages.scratch of the same method (the mask on a fresh init)
 """
 import os
 from dataclasses import dataclass
 from typing import Optional
 
 from models import build_from_spec
-from utils.branches import CheckArgs, _pruned_model, scratch_main, train_main
 from utils.checkpoint import load_checkpoint, load_state, save_checkpoint
 from utils.engine import Hook
 from utils.errors import UserError
-from utils.hparams import build_parser, hp, parse
+from utils.hparams import hp
 from utils.masks import MaskHook, apply_masks, checkpoint_masks, density
-from utils.stages import DataArgs, TrainArgs, run_stage
+from utils.methods import StageContext
+from utils.stages import load_source, record_of, run_stage
 
 INIT = "init.pth.tar"
+TICKET_DEFAULTS = {"save": "./logs/ticket"}
 
 
 def rewind_name(epoch):
@@ -32,7 +32,6 @@ def rewind_name(epoch):
     return INIT if epoch == 0 else f"rewind_epoch{epoch}.pth.tar"
 
 
-# ------------------------------------------------------------------------------------------- train
 @dataclass
 class RewindArgs:
     rewind_epoch: int = hp(0, "also save the weights after this many epochs as SAVE/rewind_epochK.pth.tar, "
@@ -64,15 +63,23 @@ class SaveInitHook(Hook):
             self._save(trainer, self.rewind_epoch)
 
 
-def lottery_train_main(description, argv=None, defaults=None):
-    """Dense training (train_main) that saves init.pth.tar and, with --rewind-epoch K, the epoch-K weights."""
+def check_rewind(rewind_epoch, epochs):
+    if not 0 <= rewind_epoch < epochs:
+        raise UserError(f"--rewind-epoch {rewind_epoch}: must lie in [0, --epochs {epochs})")
 
-    def hooks(model_args, data_args, train_args, rewind):
-        if not 0 <= rewind.rewind_epoch < train_args.epochs:
-            raise UserError(f"--rewind-epoch {rewind.rewind_epoch}: must lie in [0, --epochs {train_args.epochs})")
-        return [SaveInitHook(train_args.save, rewind.rewind_epoch)]
 
-    return train_main(description, argv, defaults=defaults, hooks_factory=hooks, extra_args=(RewindArgs,))
+class LotteryTraining:
+    """Mix-in of the lottery methods: dense training saves the initialisation (and the epoch-K weights)."""
+    TrainHparams = RewindArgs
+
+    def validate(self, stage):
+        if stage.stage == "train":
+            check_rewind(stage.hparams.rewind_epoch, stage.train.epochs)
+
+    def train_hooks(self, stage):
+        if stage.stage != "train":
+            return []
+        return [SaveInitHook(stage.train.save, stage.hparams.rewind_epoch)]
 
 
 # ------------------------------------------------------------------------------------------- ticket
@@ -83,6 +90,8 @@ class TicketArgs:
     init: Optional[str] = hp(None, "weights the survivors are rewound to: the dense run's init.pth.tar (the "
                                    "winning ticket) or its rewind_epochK.pth.tar (late rewinding)",
                              flags=("--model",))
+    arch: Optional[str] = hp(None, "architecture; checked against the checkpoint (needed for the reference's)")
+    depth: Optional[int] = hp(None, "depth; checked against the checkpoint (needed for the reference's)")
 
 
 def build_ticket(pruned_ckpt, model, init_ckpt, pruned_path, init_path):
@@ -97,16 +106,14 @@ def build_ticket(pruned_ckpt, model, init_ckpt, pruned_path, init_path):
     return start, masks
 
 
-def ticket_main(description, argv=None, defaults=None):
+def ticket(method, args, data_args, train_args, hparams=None, *, options=None, log=print):
     """lottery_ticket.py / main_lottery.py: train the pruned network's mask on the rewound weights."""
     from utils.data import dataset_info
-    defaults = {"save": "./logs/ticket", **(defaults or {})}
-    classes = (TicketArgs, CheckArgs, DataArgs, TrainArgs)
-    t, check, data_args, train_args = parse(build_parser(description, *classes, defaults=defaults), classes, argv)
     info = dataset_info(data_args.dataset)
-    pruned_ckpt, model = _pruned_model(t.pruned, "--pruned", check, info, load_weights=False)
-    init_ckpt = load_checkpoint(t.init, "--init")
-    start, masks = build_ticket(pruned_ckpt, model, init_ckpt, t.pruned, t.init)
+    pruned_ckpt, model = load_source(args.pruned, "--pruned", info, args.arch, args.depth, options, method,
+                                     load_weights=False)
+    init_ckpt = load_checkpoint(args.init, "--init")
+    start, masks = build_ticket(pruned_ckpt, model, init_ckpt, args.pruned, args.init)
     state = {k: v.clone() for k, v in start.state_dict().items()}
     spec = model.spec
 
@@ -116,26 +123,10 @@ def ticket_main(description, argv=None, defaults=None):
         return fresh
 
     rewind = int(init_ckpt.get("epoch", 0) or 0)
-    return run_stage("ticket", make_model, data_args, train_args, hooks=[MaskHook(masks)], hparams=(t, check),
-                     ckpt_extra={"source": os.path.abspath(t.pruned), "init": os.path.abspath(t.init),
+    stage = StageContext("ticket", hparams, data_args, train_args, info, model=model, source=pruned_ckpt,
+                         source_path=args.pruned, masks=masks, log=log)
+    return run_stage(make_model, data_args, train_args, method=method, stage=stage, hooks=[MaskHook(masks)],
+                     ckpt_extra={"source": os.path.abspath(args.pruned), "init": os.path.abspath(args.init),
                                  "masks": masks},
-                     summary_extra={"rewind_epoch": rewind, "density": density(masks)})
-
-
-# ------------------------------------------------------------------------------------------- scratch
-def masked_scratch_main(description, argv=None, defaults=None, reinit="sparse"):
-    """cifar_scratch_no_longer.py / main_scratch_mask.py: the pruned checkpoint's mask on a fresh network,
-    trained with the mask enforced (scratch_main's masked mode).
-
-    reinit 'sparse' (weight level, reference.md 5.3): each masked conv weight is redrawn from
-    N(0, sqrt(2 / (nnz / C_in))), wider as the layer gets sparser; 'dense' (the L1 lottery scratch):
-    the model's ordinary He fan-out init (n = k*k*C_out, density not taken into account), masked."""
-    if reinit == "sparse":
-        return scratch_main(description, argv, defaults=defaults, masked=True)
-    if reinit != "dense":
-        raise ValueError(f"reinit must be 'sparse' or 'dense', not {reinit!r}")
-
-    def init_fn(fresh, ckpt):
-        apply_masks(fresh, checkpoint_masks(ckpt, fresh, "(the --scratch checkpoint)", "--scratch"))
-
-    return scratch_main(description, argv, defaults=defaults, masked=True, init_fn=init_fn)
+                     summary_extra={"rewind_epoch": rewind, "density": density(masks)},
+                     args_record=record_of(args, data_args, train_args), log=log)

@@ -10,12 +10,15 @@ the weights that remain), and a weight is kept when its score is strictly greate
 cifar/weight-level, lottery_ticket/ and the SFP scratch runs with ``--masked``.
 """
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn as nn
 
 from utils.engine import Hook
 from utils.errors import UserError
+from utils.hparams import hp
 
 SCOPES = ("global", "layer")
 GRANULARITIES = ("weight", "filter")
@@ -306,3 +309,43 @@ def checkpoint_masks(ckpt, model, path, flag):
 def layer_densities(masks):
     """{name: fraction kept} per masked weight."""
     return {n: int(m.sum()) / max(m.numel(), 1) for n, m in masks.items()}
+
+
+# ------------------------------------------------------------------------- export (cifar/weight-level)
+@dataclass
+class ExportArgs:
+    model: Optional[str] = hp(None, "masked checkpoint to convert (pruned.pth.tar, or a fine-tune / scratch "
+                                    "checkpoint of a masked run)")
+    out: Optional[str] = hp(None, "output file: the architecture spec and, under 'state_dict', the state_dict of "
+                                  "the network reparametrised by torch.nn.utils.prune (X.weight_orig, X.weight_mask)")
+    dataset: str = hp("cifar10", "dataset (the number of classes of a checkpoint without a spec)",
+                      choices=["cifar10", "cifar100", "fashionmnist"])
+    arch: Optional[str] = hp(None, "architecture; checked against the checkpoint (needed for the reference's)")
+    depth: Optional[int] = hp(None, "depth; checked against the checkpoint (needed for the reference's)")
+
+
+def export_torch_prune(args, log=print):
+    """Write a masked checkpoint in torch.nn.utils.prune's form: load it into a network reparametrised with
+    ``prune.custom_from_mask`` (so the keys are exactly the ones torch produces) and save that state_dict."""
+    import os
+    from models import build_from_spec
+    from utils.checkpoint import check_writable, save_checkpoint, spec_fields
+    from utils.data import dataset_info
+    from utils.stages import load_source
+    if not args.out:
+        raise UserError("--out is required")
+    if args.model and os.path.abspath(args.out) == os.path.abspath(args.model):
+        raise UserError(f"--out {args.out}: would overwrite --model")
+    info = dataset_info(args.dataset)
+    ckpt, model = load_source(args.model, "--model", info, args.arch, args.depth)
+    masks = checkpoint_masks(ckpt, model, args.model, "--model")
+    apply_masks(model, masks)
+    state = join_torch_prune_state(model.state_dict(), masks)
+    reparametrised = to_torch_prune(build_from_spec(model.spec), masks)
+    reparametrised.load_state_dict(state)  # strict: the keys are torch's own
+    check_writable(os.path.dirname(os.path.abspath(args.out)), "--out")
+    save_checkpoint({**spec_fields(model, ckpt.get("dataset", info.name)), "state_dict": state},
+                    os.path.abspath(args.out))
+    log(f"{model.spec.arch}-{model.spec.depth}: {len(masks)} masked weights (density {density(masks):.4f}) in "
+        f"torch.nn.utils.prune form -> {args.out}")
+    return state

@@ -1,33 +1,44 @@
-"""What every method's train / finetune / scratch script shares: typed arguments and one stage runner.
+"""The stages of every experiment as library functions: ``train``, ``prune``, ``finetune``, ``scratch`` (the
+lottery's ``ticket`` is in utils/lottery.py). Each takes a method (utils/methods.py) and typed arguments
+(dataclasses below, plus the method's own options) and returns its record (summary.json / prune.json). The
+scripts in the method folders only parse their command line into these dataclasses (utils/cli.py) and call them.
 
-A stage (baseline training, fine-tuning, scratch-E, scratch-B) is one call of ``run_stage`` with a model
-factory, the data and training arguments and the method's hooks; method scripts stay thin.
+trunk:     train (baseline, or with the method's training hooks) -> prune (the method's selection rule)
+branches:  fine-tune (inherited weights, small constant LR), scratch-E (fresh init, same epochs),
+           scratch-B (fresh init, epochs x FLOPs(base) / FLOPs(pruned), same LR fractions)
 """
+import copy
 import os
 import random
 import sys
 import time
+import warnings
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 import numpy as np
 import torch
 
-from models import list_models
+from models import build_from_spec, create_model, model_entry, option_kwargs
 from utils import dist as dist_utils
-from utils.checkpoint import (check_writable, load_checkpoint, remove_stale_temporaries, run_lock, save_json,
-                              spec_fields)
-from utils.data import DATASETS, DeviceLoader, dataset_info, load_dataset, subset
-from utils.engine import TrainConfig, Trainer
+from utils.checkpoint import (check_writable, load_checkpoint, model_from_checkpoint, remove_stale_temporaries,
+                              run_lock, save_checkpoint, save_json, spec_fields)
+from utils.data import DeviceLoader, dataset_info, dataset_names, load_dataset, split_validation, subset
+from utils.engine import TrainConfig, Trainer, evaluate
 from utils.errors import UserError
-from utils.flops import model_costs
-from utils.hparams import hp, to_dict
+from utils.flops import count_flops, count_macs, count_params, model_costs
+from utils.hparams import hp
+from utils.masks import MaskHook, apply_masks, check_masks, density, empty_layers, split_torch_prune_state
+from utils.methods import ChannelMethod, MaskMethod, PruneContext, StageContext
+
+PRUNED = "pruned.pth.tar"
 
 
+# ------------------------------------------------------------------------------------------ arguments
 @dataclass
 class EvalDataArgs:
-    dataset: str = hp("cifar10", "dataset", choices=sorted(DATASETS))
+    dataset: str = hp("cifar10", "dataset", choices=dataset_names())
     data: Optional[str] = hp(None, "dataset folder (default ./data, then a torchvision download; "
                                    "Fashion-MNIST also /usr/share/datasets/fashion-mnist)")
     test_batch_size: int = hp(256, "evaluation batch size")
@@ -38,6 +49,8 @@ class EvalDataArgs:
 class DataArgs(EvalDataArgs):
     batch_size: int = hp(64, "training batch size (global: split across torchrun ranks)")
     train_subset: int = hp(0, "train on the first N training images only (0 = all; for CPU-scale runs)")
+    val_split: int = hp(0, "hold out N training images (the same ones for every run) and keep as model_best the "
+                           "epoch best on them; 0 = the reference's rule, the best epoch on the test set")
 
 
 @dataclass
@@ -68,19 +81,63 @@ class TrainArgs:
 
 @dataclass
 class ModelArgs:
-    arch: str = hp("vgg", "architecture", choices=list_models())
-    depth: int = hp(16, "depth")
-    width: float = hp(1.0, "VGG: scale every default layer width by this factor (small models for CPU runs)")
-    detach_shortcut: bool = hp(False, "ResNet: cut the gradient through the downsampling shortcut, as the "
-                                      "reference does (its bug B1)")
-    bn1d_init: str = hp("uniform", "VGG (L1 variant): init of the head's BatchNorm1d gamma; 'uniform' = U(0, 1), "
-                                   "PyTorch 0.3.1's default that the reference ran with; 'ones' = today's default",
-                        choices=["uniform", "ones"])
-    compression_rate: Optional[float] = hp(None, "DenseNet: transitions keep floor(C // this) channels (the "
-                                                 "reference's --compressionRate; 2 for its densenet-100); "
-                                                 "default: the architecture's", flags=("--compressionRate",))
+    arch: str = hp("vgg", "architecture")
+    depth: Optional[int] = hp(None, "depth (default: the architecture's)")
 
 
+@dataclass
+class PruneArgs:
+    model: Optional[str] = hp(None, "trained checkpoint to prune (ours, or the reference repo's main.py output)")
+    save: str = hp("./logs/pruned", "output folder for pruned.pth.tar and prune.json")
+    arch: Optional[str] = hp(None, "architecture (read from our checkpoints; needed for the reference's)")
+    depth: Optional[int] = hp(None, "depth (read from our checkpoints; needed for the reference's)")
+    device: str = hp("auto", "device for the accuracy check and for data-driven rules: cpu, cuda or auto")
+
+
+@dataclass
+class CompactOption:
+    compact: bool = hp(False, "channel-selection networks (PreResNet, DenseNet): also write SAVE/compact.pth.tar, the "
+                              "same function with each BN after its selection and unread produced channels removed "
+                              "(for deployment; fine-tune / scratch still read pruned.pth.tar, the reference layout)")
+
+
+@dataclass
+class MaskPruneArgs:
+    allow_empty_layers: bool = hp(False, "write the pruned model even if a layer loses every weight (it then "
+                                         "outputs a constant); by default that is an error")
+
+
+@dataclass
+class FinetuneArgs:
+    refine: Optional[str] = hp(None, "pruned checkpoint (pruned.pth.tar) whose weights are fine-tuned")
+    arch: Optional[str] = hp(None, "architecture; checked against the checkpoint (needed for the reference's)")
+    depth: Optional[int] = hp(None, "depth; checked against the checkpoint (needed for the reference's)")
+
+
+@dataclass
+class ScratchArgs:
+    scratch: Optional[str] = hp(None, "pruned checkpoint whose architecture is trained from scratch")
+    budget: str = hp("E", "E: the baseline's epochs; B: epochs x FLOPs(base)/FLOPs(pruned)", choices=["E", "B"])
+    budget_cap: float = hp(10.0, "scratch-B: warn (and say so in summary.json) when the budget exceeds this many "
+                                 "times --epochs, e.g. for a model pruned to almost nothing; it is not shortened")
+    arch: Optional[str] = hp(None, "architecture; checked against the checkpoint (needed for the reference's)")
+    depth: Optional[int] = hp(None, "depth; checked against the checkpoint (needed for the reference's)")
+
+
+FINETUNE_DEFAULTS = {"epochs": 40, "lr": 0.001, "schedule": [], "save": "./logs/finetune"}
+SCRATCH_DEFAULTS = {"save": "./logs/scratch"}
+
+
+def record_of(*objs):
+    """The arguments of a run as one flat dict (its summary's ``args``)."""
+    out = {}
+    for o in objs:
+        if o is not None:
+            out.update(asdict(o))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ training
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -121,7 +178,7 @@ def lr_steps(args):
     return [steps[i] for i in kept], ([args.gammas[i] for i in kept] if args.gammas else None)
 
 
-def load_data(data_args):
+def check_data_args(data_args):
     for flag, size in (("--batch-size", getattr(data_args, "batch_size", 2)),
                        ("--test-batch-size", data_args.test_batch_size)):
         if size < 1:
@@ -129,22 +186,33 @@ def load_data(data_args):
     if getattr(data_args, "batch_size", 2) < 2:  # BatchNorm in training mode needs 2 values per channel
         raise UserError(f"--batch-size {data_args.batch_size}: training needs at least 2 images per batch "
                         f"(BatchNorm's batch statistics)")
-    for flag, n in (("--train-subset", getattr(data_args, "train_subset", 0)), ("--test-subset", data_args.test_subset)):
+    for flag, n in (("--train-subset", getattr(data_args, "train_subset", 0)), ("--test-subset", data_args.test_subset),
+                    ("--val-split", getattr(data_args, "val_split", 0))):
         if n < 0:
-            raise UserError(f"{flag} {n}: must be 0 (all images) or a positive number of images")
+            raise UserError(f"{flag} {n}: must be 0 or a positive number of images")
+
+
+def load_data(data_args):
+    """(info, train, test, val or None): the first --train-subset training images, of which --val-split are
+    held out for model selection."""
+    check_data_args(data_args)
     info = dataset_info(data_args.dataset)
     train, test = load_dataset(data_args.dataset, data_args.data)
-    return info, subset(train, getattr(data_args, "train_subset", 0)), subset(test, data_args.test_subset)
+    train, val = subset(train, getattr(data_args, "train_subset", 0)), None
+    if getattr(data_args, "val_split", 0):
+        train, val = split_validation(train, data_args.val_split)
+    return info, train, subset(test, data_args.test_subset), val
 
 
-def make_loaders(info, train, test, data_args, train_args, dinfo):
+def make_loaders(info, train, test, val, data_args, train_args, dinfo):
     common = dict(mean=info.mean, std=info.std, device=dinfo.device, rank=dinfo.rank,
                   world_size=dinfo.world_size, channels_last=train_args.channels_last)
     if data_args.batch_size % dinfo.world_size:
         raise UserError(f"--batch-size {data_args.batch_size} is not divisible by {dinfo.world_size} ranks")
     train_loader = DeviceLoader(train, data_args.batch_size, train=True, seed=train_args.seed, **common)
     test_loader = DeviceLoader(test, data_args.test_batch_size, train=False, **common)
-    return train_loader, test_loader
+    val_loader = DeviceLoader(val, data_args.test_batch_size, train=False, **common) if val is not None else None
+    return train_loader, test_loader, val_loader
 
 
 RESUME_KEYS = ("epoch", "best_prec1", "optimizer", "scheduler", "rng")  # what Trainer.load_state needs
@@ -185,10 +253,11 @@ def _resume_path(train_args):
     return train_args.resume
 
 
-def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=None, summary_extra=None,
-              hparams=(), log=print):
+def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hooks=(), ckpt_extra=None,
+              summary_extra=None, args_record=None, log=print):
     """Train ``make_model(info)`` (built after seeding) for one stage; write checkpoints and summary.json.
 
+    ``stage`` (a StageContext) asks ``method`` for its hooks, objective and optimizer once the network exists.
     Everything that can be wrong with the input is checked before anything is written.
     """
     validate_train_args(train_args)
@@ -197,9 +266,16 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         log = _silent  # one copy of every line under torchrun
     held = ExitStack()
     try:
-        info, train, test = load_data(data_args)
+        info, train, test, val = load_data(data_args)
         seed_everything(train_args.seed)
         model = make_model(info)
+        name = stage.stage if method is None else method.stage_name(stage)
+        hooks = list(hooks)
+        objective = optimizer = None
+        if method is not None:
+            stage.model = model
+            hooks += method.train_hooks(stage)
+            objective, optimizer = method.objective(stage), method.optimizer(stage)
         resume = _resume_path(train_args)
         resume_ckpt = load_checkpoint(resume, "--resume") if resume else None
         if resume_ckpt is not None and resume_ckpt.get("model") != model.spec.to_dict():
@@ -211,7 +287,7 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
         if resume_ckpt is None and os.path.exists(os.path.join(train_args.save, Trainer.CHECKPOINT)):
             raise UserError(f"--save {train_args.save} already holds a run; pass --resume auto to continue it "
                             "or choose another --save")
-        args_record = to_dict(data_args, train_args, *hparams)
+        args_record = dict(args_record or record_of(data_args, train_args))
         if resume_ckpt is not None:
             check_resume_args(resume_ckpt.get("args"), args_record, resume)
         if dinfo.is_main:
@@ -220,7 +296,7 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
             remove_stale_temporaries(train_args.save)
         dist_utils.barrier(dinfo)
         costs = model_costs(model)
-        train_loader, test_loader = make_loaders(info, train, test, data_args, train_args, dinfo)
+        train_loader, test_loader, val_loader = make_loaders(info, train, test, val, data_args, train_args, dinfo)
         steps, gammas = lr_steps(train_args)
         config = TrainConfig(epochs=train_args.epochs, lr=train_args.lr, momentum=train_args.momentum,
                              weight_decay=train_args.weight_decay, nesterov=train_args.nesterov,
@@ -228,28 +304,397 @@ def run_stage(stage, make_model, data_args, train_args, *, hooks=(), ckpt_extra=
                              gamma=train_args.gamma, amp=train_args.amp, channels_last=train_args.channels_last,
                              compile=train_args.compile, progress=train_args.progress,
                              tensorboard=train_args.tensorboard)
-        extra = {**spec_fields(model, info.name), "stage": stage, "args": args_record, **(ckpt_extra or {})}
-        trainer = Trainer(model, train_loader, test_loader, config, train_args.save, dinfo, hooks, extra, log)
+        extra = {**spec_fields(model, info.name), "stage": name, "args": args_record, **(ckpt_extra or {})}
+        engine = {k: v for k, v in (("objective", objective), ("optimizer", optimizer)) if v is not None}
+        trainer = Trainer(model, train_loader, test_loader, config, train_args.save, dinfo, hooks, extra, log,
+                          val_loader=val_loader, **engine)
         if resume_ckpt is not None:
             trainer.load_state(resume_ckpt)
             log(f"resumed from {resume} at epoch {trainer.start_epoch}")
-        log(f"{stage}: {model.spec.arch}-{model.spec.depth} on {info.name} ({train.labels.numel()} train / "
+        held_out = f" ({val.labels.numel()} held out for selection)" if val is not None else ""
+        log(f"{name}: {model.spec.arch}-{model.spec.depth} on {info.name} ({train.labels.numel()} train{held_out} / "
             f"{test.labels.numel()} test images), {costs['params']:,} params, {costs['flops']:,} FLOPs, "
             f"{train_args.epochs} epochs, lr {train_args.lr}, milestones {config.milestones}, "
             f"device {dinfo.device}, {dinfo.world_size} process(es)")
         start = time.time()
         result = trainer.fit()
-        summary = {"stage": stage, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
+        summary = {"stage": name, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
                    "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
                    "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3),
                    "command": " ".join(sys.argv), "args": args_record, "folder": os.path.abspath(train_args.save),
+                   **({"method": method.name} if method is not None else {}),
                    **({"source": ckpt_extra["source"]} if ckpt_extra and "source" in ckpt_extra else {}),
                    **(summary_extra or {})}
         if dinfo.is_main:
             save_json(summary, os.path.join(train_args.save, "summary.json"))
-            log(f"{stage} done: final {100 * summary['final_prec1']:.2f}%, best {100 * summary['best_prec1']:.2f}%"
-                f" -> {train_args.save}")
+            log(f"{name} done: final {100 * summary['final_prec1']:.2f}%, "
+                f"{'selected' if val is not None else 'best'} {100 * summary['best_prec1']:.2f}% -> {train_args.save}")
         return summary
     finally:
         held.close()
         dist_utils.cleanup(dinfo)
+
+
+def build_network(arch, depth, options, info):
+    """A fresh network of ``arch``/``depth`` with its options (an instance of the entry's options dataclass)."""
+    entry = model_entry(arch)
+    depth = entry.default_depth if depth is None else depth
+    if depth not in entry.depths:
+        raise UserError(f"--depth {depth} is not available for --arch {entry.name} "
+                        f"(choose from {', '.join(map(str, entry.depths))})")
+    return create_model(entry.name, depth, num_classes=info.num_classes, in_channels=info.in_channels,
+                        image_size=info.image_size, **option_kwargs(entry.name, depth, options))
+
+
+def check_method_arch(method, arch, depth, flag="--arch"):
+    name = model_entry(arch).name
+    if method.archs and name not in method.archs:
+        raise UserError(f"{flag} {arch}: {method.name} is set up for {', '.join(sorted(method.archs))}")
+    depth = model_entry(arch).default_depth if depth is None else depth
+    if method.archs and depth not in method.archs[name]:
+        raise UserError(f"--depth {depth}: {method.name} is set up for {name} depths "
+                        f"{', '.join(map(str, method.archs[name]))}")
+
+
+def train(method, model_args, data_args, train_args, hparams, *, options=None, log=print):
+    """Train a fresh network (the baseline, or the method's own training: its hooks, objective, optimizer)."""
+    entry = model_entry(model_args.arch)
+    check_method_arch(method, entry.name, model_args.depth)
+    info = dataset_info(data_args.dataset)
+    depth = entry.default_depth if model_args.depth is None else model_args.depth
+    stage = StageContext("train", hparams, data_args, train_args, info, arch=entry.name, depth=depth, log=log)
+    method.validate(stage)
+
+    def make_model(info):
+        model = build_network(entry.name, model_args.depth, options, info)
+        method.init_model(model, stage)
+        return model
+
+    record = record_of(model_args, options, data_args, train_args, hparams)
+    return run_stage(make_model, data_args, train_args, method=method, stage=stage, args_record=record, log=log)
+
+
+# ------------------------------------------------------------------------------------------- sources
+def import_torch_prune(ckpt, path, flag):
+    """A checkpoint whose state_dict comes from a torch.nn.utils.prune-pruned model (``X.weight_orig`` and
+    ``X.weight_mask``) as ours: the plain state_dict, and the masks under ``masks`` (with any it had)."""
+    masks = ckpt.get("masks")
+    if masks is not None and not (isinstance(masks, dict) and all(torch.is_tensor(m) for m in masks.values())):
+        raise UserError(f"{flag} {path}: 'masks' is not a {{parameter name: tensor}} dict")
+    plain, imported = split_torch_prune_state(ckpt["state_dict"])
+    if imported:
+        ckpt = {**ckpt, "state_dict": plain, "masks": {**(masks or {}), **imported}}
+    return ckpt
+
+
+def load_source(path, flag, info, arch=None, depth=None, options=None, method=None, load_weights=True):
+    """(checkpoint, network) of a trained or pruned checkpoint: ours (its spec) or the reference's (``arch``,
+    ``depth`` and the architecture's ``options``; the method's spelling of --arch is understood)."""
+    if method is not None and arch is not None:
+        arch, depth = resolve_alias(method, arch, depth)
+    ckpt = import_torch_prune(load_checkpoint(path, flag), path, flag)
+    kwargs = option_kwargs(model_entry(arch).name, depth, options) if arch is not None and options is not None else {}
+    kwargs.pop("cfg", None)  # a width factor makes a new network; a checkpoint's widths are its own
+    model = model_from_checkpoint(ckpt, path, flag, arch, depth, info, load_weights=load_weights, **kwargs)
+    if "masks" in ckpt:
+        check_masks(model, ckpt["masks"], path, flag)
+    return ckpt, model
+
+
+def resolve_alias(method, arch, depth):
+    """The reference's spelling of --arch for this method (slimming's 'resnet' = our preresnet; SFP's
+    'resnet56' = resnet_sfp, depth 56) as (model name, depth)."""
+    alias = method.arch_aliases.get(arch)
+    if alias is None:
+        return arch, depth
+    if isinstance(alias, tuple):
+        name, alias_depth = alias
+        if depth is not None and depth != alias_depth:
+            raise UserError(f"--arch {arch} --depth {depth}: {arch} is depth {alias_depth}")
+        return name, alias_depth
+    return alias, depth
+
+
+def source_width(ckpt):
+    """{'width': w} for a source trained at --width w != 1 (tables label it), else {}."""
+    width = (ckpt.get("args") or {}).get("width")
+    return {} if width in (None, 1, 1.0) else {"width": width}
+
+
+SHARED_ARGS = {f.name for cls in (ModelArgs, DataArgs, TrainArgs) for f in fields(cls)} | {"width"}
+
+
+def source_options(ckpt):
+    """The options the source checkpoint was trained with beyond the shared model/data/training flags (SFP's
+    --rate, slimming's -sr --s): they are part of what a pruned model is (results.py labels rows by them)."""
+    return {k: v for k, v in (ckpt.get("args") or {}).items() if k not in SHARED_ARGS and
+            k not in ("detach_shortcut", "bn1d_init", "compression_rate")}
+
+
+# ---------------------------------------------------------------------------------------------- prune
+def check_prune_output(save):
+    """A prune step writes SAVE/prune.json, then SAVE/pruned.pth.tar (its completion mark): refuse a folder that
+    already holds a finished pruned model rather than replace what later stages may have been trained from."""
+    if os.path.exists(os.path.join(save, PRUNED)):
+        raise UserError(f"--save {save} already holds a pruned model ({PRUNED}); choose another --save, or delete "
+                        f"the folder to prune again")
+
+
+def write_pruned(save, checkpoint, record):
+    """prune.json first, pruned.pth.tar last: a prune killed in between leaves no finished-looking result."""
+    save_json(record, os.path.join(save, "prune.json"))
+    save_checkpoint(checkpoint, os.path.join(save, PRUNED))
+
+
+def evaluate_if_possible(models, data_args, device, log):
+    """Test accuracy of each model when the dataset is at hand; None (with a note) when it is not."""
+    try:
+        info, _, test, _ = load_data(data_args)
+    except UserError as exc:
+        if data_args.data:
+            raise
+        log(f"note: test accuracy not measured ({exc})")
+        return [None] * len(models)
+    loader = DeviceLoader(test, data_args.test_batch_size, train=False, mean=info.mean, std=info.std,
+                          device=device)
+    return [evaluate(m.to(device), loader, device)[1] for m in models]
+
+
+def sparse_record(model, masks):
+    """Costs of a masked network: nonzero parameters, FLOPs and MACs of the nonzero conv weights, density."""
+    removed = sum(int((~m).sum()) for m in masks.values())
+    return {"density": density(masks), "params_nonzero": count_params(model) - removed,
+            "flops_nonzero": count_flops(model, rule="nonzero"), "macs_nonzero": count_macs(model, rule="nonzero")}
+
+
+def prune(method, args, data_args, hparams, *, options=None, compact=False, empty_ok=False, log=print):
+    """Load a trained model and prune it with the method's rule: a ChannelMethod's channels are removed (and
+    the next layers reconstructed if the method does that), a MaskMethod's weights zeroed. Writes
+    SAVE/pruned.pth.tar and SAVE/prune.json; returns the record."""
+    info = dataset_info(data_args.dataset)
+    check_prune_output(args.save)
+    ckpt, model = load_source(args.model, "--model", info, args.arch, args.depth, options, method)
+    method.check_arch(model.spec, args.model)
+    if compact and not hasattr(model, "compact_model"):
+        raise UserError(f"--compact: {model.spec.arch} has no channel selection; its pruned network is already "
+                        f"compact")
+    method.check_source(ckpt, model, args.model)
+    dinfo = dist_utils.setup(args.device)
+    ctx = PruneContext(hparams, device=dinfo.device, dist=dinfo, dataset=data_args.dataset, data=data_args.data,
+                       log=log)
+    if isinstance(method, ChannelMethod):
+        record, checkpoint, extra_files = _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, log)
+    elif isinstance(method, MaskMethod):
+        record, checkpoint = _prune_masks(method, model, ckpt, ctx, args, data_args, info, empty_ok, log)
+        extra_files = {}
+    else:
+        raise TypeError(f"{type(method).__name__} is neither a channel nor a mask method")
+    record.update({k: v for k, v in record_of(hparams).items() if k not in record},
+                  method=method.name, method_key=method.key, source=os.path.abspath(args.model),
+                  source_options=source_options(ckpt), arch=model.spec.arch, depth=model.spec.depth,
+                  dataset=ckpt.get("dataset", info.name), folder=os.path.abspath(args.save), **source_width(ckpt))
+    checkpoint["prune"] = record
+    check_writable(args.save)
+    with run_lock(args.save):
+        check_prune_output(args.save)  # again under the lock: another process may have finished meanwhile
+        for name, obj in extra_files.items():
+            save_checkpoint(obj, os.path.join(args.save, name))
+        write_pruned(args.save, checkpoint, record)
+    return record
+
+
+def _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, log):
+    keep, pruned = method.prune_network(model, ctx)
+    masked = method.masked_model(model, keep, ctx)
+    described = method.describe(model, keep, ctx)
+    small = None
+    if compact:
+        from utils.compact import compact as make_compact, compact_record
+        small, diff = make_compact(pruned, "--model", args.model)
+    base_costs, pruned_costs = model_costs(model), model_costs(pruned)
+    accs = evaluate_if_possible([model, pruned] + ([masked] if masked is not None else []), data_args, ctx.device,
+                                log)
+    acc_before, acc_after = accs[:2]
+    model, pruned = model.cpu(), pruned.cpu()
+    record = {"cfg": list(pruned.spec.cfg), "cfg_base": list(model.spec.cfg),
+              "params_base": base_costs["params"], "params_pruned": pruned_costs["params"],
+              "flops_base": base_costs["flops"], "flops_pruned": pruned_costs["flops"],
+              "macs_base": base_costs["macs"], "macs_pruned": pruned_costs["macs"],
+              "flops_ratio": base_costs["flops"] / pruned_costs["flops"],
+              "acc_before": acc_before, "acc_after": acc_after, **described}
+    if masked is not None:
+        record["acc_masked"] = accs[2]
+    extra = {}
+    dataset = ckpt.get("dataset", info.name)
+    if small is not None:
+        record.update(compact_record(pruned, small, diff))
+        extra["compact.pth.tar"] = {**spec_fields(small, dataset), "state_dict": small.state_dict(),
+                                    "base_model": model.spec.to_dict(), "compact": True}
+    checkpoint = {**spec_fields(pruned, dataset), "state_dict": pruned.state_dict(), "base_model": model.spec.to_dict(),
+                  "kept": {str(k): list(map(int, v)) for k, v in keep.items()}}
+    fmt = (lambda a: "n/a" if a is None else f"{100 * a:.2f}%")  # noqa: E731
+    log(f"{method.name}: {model.spec.arch}-{model.spec.depth} cfg {pruned.spec.cfg}")
+    masked_note = f" (masked model {fmt(record['acc_masked'])})" if masked is not None else ""
+    log(f"params {base_costs['params']:,} -> {pruned_costs['params']:,}; FLOPs {base_costs['flops']:,} -> "
+        f"{pruned_costs['flops']:,} (x{record['flops_ratio']:.5f}); MACs {base_costs['macs']:,} -> "
+        f"{pruned_costs['macs']:,}; test accuracy {fmt(acc_before)} -> {fmt(acc_after)}{masked_note}; "
+        f"saved to {args.save}")
+    return record, checkpoint, extra
+
+
+def _prune_masks(method, model, ckpt, ctx, args, data_args, info, empty_ok, log):
+    current = ckpt.get("masks")
+    if current is not None:
+        current = {n: m.bool().cpu() for n, m in current.items()}
+        apply_masks(model, current)
+    masks = method.select(model, ctx, masks=current)
+    empty = empty_layers(masks)
+    if empty and not empty_ok:
+        given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in record_of(ctx.hparams).items()) or "this pruning"
+        raise UserError(f"{given} leaves {len(empty)} layer(s) with no weight at all ({', '.join(empty[:3])}"
+                        f"{', ...' if len(empty) > 3 else ''}): such a network computes a constant; lower the pruning "
+                        f"ratio, or pass --allow-empty-layers to keep it anyway")
+    pruned = copy.deepcopy(model)
+    apply_masks(pruned, masks)
+    described = method.describe(model, masks, ctx)
+    before = sparse_record(model, current or {n: torch.ones_like(m) for n, m in masks.items()})
+    after = sparse_record(pruned, masks)
+    acc_before, acc_after = evaluate_if_possible([model, pruned], data_args, ctx.device, log)
+    model, pruned = model.cpu(), pruned.cpu()
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(m.sum()) for m in masks.values())
+    record = {"cfg": list(model.spec.cfg), "params_total": count_params(model),
+              "params_base": before["params_nonzero"], "params_pruned": after["params_nonzero"],
+              "flops_base": before["flops_nonzero"], "flops_pruned": after["flops_nonzero"],
+              "macs_base": before["macs_nonzero"], "macs_pruned": after["macs_nonzero"],
+              "flops_ratio": before["flops_nonzero"] / after["flops_nonzero"], "flops_rule": "nonzero",
+              "masked_weights": total, "masked_weights_pruned": total - kept,
+              "density_base": before["density"], "density": after["density"], "empty_layers": empty,
+              "acc_before": acc_before, "acc_after": acc_after, **described}
+    checkpoint = {**spec_fields(pruned, ckpt.get("dataset", info.name)), "state_dict": pruned.state_dict(),
+                  "masks": masks, "base_model": model.spec.to_dict()}
+    fmt = (lambda a: "n/a" if a is None else f"{100 * a:.2f}%")  # noqa: E731
+    if empty:
+        log(f"note: {len(empty)} layer(s) have no weights left: {', '.join(empty)}")
+    log(f"{method.name}: {model.spec.arch}-{model.spec.depth}: {total - kept:,} of {total:,} masked weights pruned "
+        f"(density {before['density']:.4f} -> {after['density']:.4f}); nonzero params "
+        f"{record['params_base']:,} -> {record['params_pruned']:,}; FLOPs {record['flops_base']:,} -> "
+        f"{record['flops_pruned']:,} (x{record['flops_ratio']:.5f}); MACs {record['macs_base']:,} -> "
+        f"{record['macs_pruned']:,}; test accuracy {fmt(acc_before)} -> {fmt(acc_after)}; saved to {args.save}")
+    return record, checkpoint
+
+
+# ------------------------------------------------------------------------------- fine-tune and scratch
+def _source_stage(method, name, hparams, data_args, train_args, path, flag, arch, depth, options, load_weights, log):
+    info = dataset_info(data_args.dataset)
+    ckpt, model = load_source(path, flag, info, arch, depth, options, method, load_weights=load_weights)
+    stage = StageContext(name, hparams, data_args, train_args, info, model=model, source=ckpt, source_path=path,
+                         log=log)
+    method.validate(stage)
+    stage.masks = method.source_masks(stage)
+    if stage.masks is not None:
+        apply_masks(model, stage.masks)
+    return stage
+
+
+def _masked_extras(stage, ckpt_extra, summary_extra):
+    hooks = []
+    if stage.masks is not None:
+        hooks.append(MaskHook(stage.masks))
+        ckpt_extra["masks"] = stage.masks
+        summary_extra.update(sparse_record(stage.model, stage.masks))
+    return hooks
+
+
+def finetune(method, args, data_args, train_args, hparams, *, options=None, log=print):
+    """Train the pruned network from its inherited weights (with its mask kept, for a masked method)."""
+    stage = _source_stage(method, "finetune", hparams, data_args, train_args, args.refine, "--refine", args.arch,
+                          args.depth, options, True, log)
+    state = {k: v.clone() for k, v in stage.model.state_dict().items()}
+    spec = stage.model.spec
+
+    def make_model(_info):
+        fresh = build_from_spec(spec)
+        fresh.load_state_dict(state)
+        return fresh
+
+    ckpt_extra, summary_extra = {"source": os.path.abspath(args.refine)}, {}
+    hooks = _masked_extras(stage, ckpt_extra, summary_extra)
+    return run_stage(make_model, data_args, train_args, method=method, stage=stage, hooks=hooks,
+                     ckpt_extra=ckpt_extra, summary_extra=summary_extra,
+                     args_record=record_of(args, data_args, train_args, hparams), log=log)
+
+
+def _base_of(ckpt, model, info, path):
+    """(base network, where it came from) for a scratch-B budget: the unpruned network recorded by prune.py
+    (``base_model``); for our checkpoints without that record (a baseline, a fine-tune run) the network the
+    checkpoint itself holds, i.e. ratio 1; for a reference pruned.pth.tar (no spec at all) the default network
+    of that arch and depth, as the reference's main_B.py builds it."""
+    if "base_model" in ckpt:
+        return build_from_spec(ckpt["base_model"]), "base_model"
+    if "model" in ckpt:
+        warnings.warn(f"--scratch {path}: holds no record of an unpruned base network (not prune.py's output), so "
+                      f"scratch-B's FLOPs ratio is 1 (its own network); pass prune.py's pruned.pth.tar instead")
+        return build_from_spec(ckpt["model"]), "own spec"
+    return create_model(model.spec.arch, model.spec.depth, num_classes=info.num_classes, in_channels=info.in_channels,
+                        image_size=info.image_size), "default cfg"
+
+
+def scratch_budget(ckpt, model, info, base_epochs, rule="dense", path="(the checkpoint)"):
+    """(epochs, record) for scratch-B: int(E x FLOPs(base) / FLOPs(pruned)), reference FLOPs convention;
+    rule 'nonzero' counts only the checkpoint's nonzero conv weights (masked networks)."""
+    base, origin = _base_of(ckpt, model, info, path)
+    if rule == "nonzero":  # count the zeros of the checkpoint's weights, whatever the model holds now
+        model = copy.deepcopy(model)
+        model.load_state_dict(ckpt["state_dict"])
+    f_base, f_pruned = count_flops(base, rule=rule), count_flops(model, rule=rule)
+    epochs = int(base_epochs * f_base / f_pruned)
+    return epochs, {"flops_base": f_base, "flops_pruned": f_pruned, "flops_ratio": f_base / f_pruned,
+                    "flops_base_from": origin}
+
+
+def check_budget_cap(epochs, base_epochs, cap, record):
+    """Warn about an extreme scratch-B budget and record it; the run still trains it (it is the paper's rule)."""
+    if not cap > 0:
+        raise UserError(f"--budget-cap {cap}: must be positive")
+    record["budget_cap"] = cap
+    record["budget_over_cap"] = epochs > cap * base_epochs
+    if record["budget_over_cap"]:
+        warnings.warn(f"scratch-B budget of {epochs:,} epochs is {epochs / base_epochs:.1f} x --epochs {base_epochs}, "
+                      f"above --budget-cap {cap:g} (FLOPs ratio {record.get('flops_ratio', float('nan')):.2f}); "
+                      f"it is trained as computed; recorded as budget_over_cap in summary.json")
+
+
+def scratch(method, args, data_args, train_args, hparams, *, options=None, log=print):
+    """Train the pruned architecture from a fresh initialisation: scratch-E (the given epochs) or scratch-B
+    (epochs x FLOPs ratio, the LR schedule at the same fractions). A masked method keeps the mask, re-drawing
+    the surviving weights (the method's init)."""
+    name = f"scratch-{args.budget}"
+    stage = _source_stage(method, name, hparams, data_args, train_args, args.scratch, "--scratch", args.arch,
+                          args.depth, options, method.masked or getattr(hparams, "masked", False), log)
+    base_epochs = train_args.epochs
+    summary_extra = {"budget": args.budget, "base_epochs": base_epochs}
+    if args.budget == "B":
+        train_args = copy.deepcopy(train_args)  # the budget may stretch the schedule too (SFP)
+        stage.train = train_args
+        budget = method.scratch_budget(stage, base_epochs)
+        if budget is None:
+            budget = scratch_budget(stage.source, stage.model, stage.info, base_epochs,
+                                    rule="nonzero" if stage.masks is not None else "dense", path=args.scratch)
+        epochs, record = budget
+        check_budget_cap(epochs, base_epochs, args.budget_cap, record)
+        summary_extra.update(record)
+        train_args.epochs = epochs
+    spec = stage.model.spec
+
+    def make_model(_info):
+        fresh = build_from_spec(spec)
+        method.init_model(fresh, stage)
+        return fresh
+
+    ckpt_extra = {"source": os.path.abspath(args.scratch)}
+    hooks = _masked_extras(stage, ckpt_extra, summary_extra)
+    return run_stage(make_model, data_args, train_args, method=method, stage=stage, hooks=hooks,
+                     ckpt_extra=ckpt_extra, summary_extra=summary_extra,
+                     args_record=record_of(args, data_args, train_args, hparams), log=log)
+

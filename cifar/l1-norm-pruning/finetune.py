@@ -3,13 +3,13 @@
 Example: python cifar/l1-norm-pruning/finetune.py --refine logs/vgg16/pruned/pruned.pth.tar --dataset cifar10 \\
              --save logs/vgg16/finetune
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import finetune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: finetune_main(__doc__, argv))
+    script(__file__, "finetune", __doc__)

@@ -5,9 +5,13 @@ of its layer ("independent" strategy); a layer keeps its int(C_out * keep_ratio)
 original order. Which layers and how much follow the paper's configurations, exactly as the reference
 repo's vggprune.py / res56prune.py / res110prune.py hard-code them.
 """
-from utils.methods import Method, register_method
-from utils.surgery import keep_largest, l1_filter_scores
+from dataclasses import dataclass
+
+from models import model_entry
 from utils.errors import UserError
+from utils.hparams import hp
+from utils.methods import ChannelMethod, register_method
+from utils.surgery import keep_largest, l1_filter_scores
 
 # VGG-16-A: conv1_1 and conv4_1..conv5_3 keep half their filters (64 -> 32, 512 -> 256); the reference
 # writes the target widths out, which for the default widths is the same thing.
@@ -57,11 +61,21 @@ def select(model, variant="A"):
     return select_resnet(model, variant)
 
 
-METHOD = register_method(Method(
-    name="l1-norm",
-    folder="cifar/l1-norm-pruning",
-    paper="Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017",
-    archs={"vgg": (16,), "resnet": (56, 110)},
-    select=select,
-    variants=("A", "B"),
-))
+@dataclass
+class L1Hparams:
+    variant: str = hp("A", "ResNet-56/110 configuration A or B (VGG-16 has only A)", flags=("-v",),
+                      choices=["A", "B"])
+
+
+@register_method
+class L1Norm(ChannelMethod):
+    key = "cifar/l1-norm-pruning"
+    name = "l1-norm"
+    paper = "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017"
+    archs = {"vgg": model_entry("vgg").depths, "resnet": model_entry("resnet").depths}  # what train.py trains
+    prune_archs = {"vgg": (16,), "resnet": (56, 110)}  # the paper's configurations
+    Hparams = L1Hparams
+    defaults = {"train": {"arch": "vgg", "depth": 16}}
+
+    def select(self, model, ctx):
+        return select(model, ctx.hparams.variant)

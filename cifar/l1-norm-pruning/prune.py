@@ -6,23 +6,13 @@ SAVE/pruned.pth.tar (architecture spec + weights) and SAVE/prune.json (cfg, para
 Example: python cifar/l1-norm-pruning/prune.py --dataset cifar10 -v A --model logs/resnet56/model_best.pth.tar \\
              --save logs/resnet56/pruned_A
 """
+
 import os
 import sys
-from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import prune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.hparams import hp  # noqa: E402
-from utils.methods import get_method  # noqa: E402
-
-
-@dataclass
-class L1Args:
-    variant: str = hp("A", "ResNet-56/110 configuration A or B (VGG-16 has only A)", flags=("-v",),
-                      choices=["A", "B"])
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: prune_main(get_method("l1-norm"), __doc__, argv, extra_args=(L1Args,)))
+    script(__file__, "prune", __doc__)

@@ -4,13 +4,13 @@ scratch-B (--budget B, int(160 x FLOPs(base) / FLOPs(pruned)) epochs, LR drops a
 Example: python cifar/l1-norm-pruning/scratch.py --scratch logs/vgg16/pruned/pruned.pth.tar --budget B \\
              --dataset cifar10 --save logs/vgg16/scratch_B
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import scratch_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: scratch_main(__doc__, argv))
+    script(__file__, "scratch", __doc__)

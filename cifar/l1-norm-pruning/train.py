@@ -8,8 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import train_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: train_main(__doc__, argv))
+    script(__file__, "train", __doc__)

@@ -6,14 +6,13 @@ of the reference's resprune.py/denseprune.py/vggprune.py needs them.
 Example: python cifar/network-slimming/finetune.py --refine logs/slimming/vgg19-pruned70/pruned.pth.tar \\
              --dataset cifar10 --save logs/slimming/vgg19-finetune70
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import finetune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: finetune_main(__doc__, argv, arch_aliases=get_method("network-slimming").arch_aliases))
+    script(__file__, "finetune", __doc__)

@@ -15,6 +15,7 @@ layer keeps no channel (RNP issue #50), such a layer keeps its strongest channel
 """
 import copy
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -22,7 +23,8 @@ import torch.nn as nn
 from models import model_entry
 from utils.engine import Hook
 from utils.errors import UserError
-from utils.methods import Method, register_method
+from utils.hparams import hp
+from utils.methods import ChannelMethod, register_method
 
 # "gammas look untrained": for a checkpoint that does not record its training, fewer than MIN_NEAR_ZERO
 # of the |gamma| lie below NEAR_ZERO x the largest |gamma|. Sparsity training drives a large share of the
@@ -58,10 +60,26 @@ def add_sparsity_grad(bns, s):
         gamma.grad.add_(torch.sign(gamma.detach()), alpha=s)
 
 
-def sparsity_hooks(sparsity_args):
-    if sparsity_args.s < 0:
-        raise UserError(f"--s {sparsity_args.s}: the sparsity rate must not be negative")
-    return [BNSparsity(sparsity_args.s)] if sparsity_args.sparsity_regularization else []
+@dataclass
+class SparsityArgs:
+    sparsity_regularization: bool = hp(False, "train with sparsity on the BN scales (L1 subgradient)",
+                                       flags=("-sr",))
+    s: float = hp(1e-4, "sparsity rate: s * sign(gamma) is added to every BN gamma's gradient")
+
+    def __post_init__(self):  # checked while parsing, before anything is written
+        if self.s < 0:
+            raise UserError(f"--s {self.s}: the sparsity rate must not be negative")
+
+
+@dataclass
+class SlimmingArgs:
+    percent: float = hp(0.5, "fraction of all BN channels below the global threshold, in (0, 1) "
+                             "(reference READMEs: VGG-19 0.7, PreResNet-164 and DenseNet-40 0.4 / 0.6)")
+    strict: bool = hp(False, "stop with an error when a layer would keep no channel, instead of keeping its "
+                             "strongest channel")
+
+    def __post_init__(self):  # checked while parsing, before any file is read
+        check_percent(self.percent)
 
 
 # ------------------------------------------------------------------------------------------- pruning
@@ -179,17 +197,31 @@ def check_source(ckpt, model, path):
                       f"train with -sr --s S first")
 
 
-METHOD = register_method(Method(
-    name="network-slimming",
-    folder="cifar/network-slimming",
-    paper="Liu et al., Learning Efficient Convolutional Networks through Network Slimming, ICCV 2017",
-    archs={a: model_entry(a).depths for a in ("vgg_slim", "preresnet", "densenet")},
-    select=select,
-    train_hooks=sparsity_hooks,
-    check_source=check_source,
-    masked=masked_model,
-    describe=describe,
-    arch_aliases={"vgg": "vgg_slim", "resnet": "preresnet"},
-    notes={"s": {"vgg_slim": 1e-4, "preresnet": 1e-5, "densenet": 1e-5},
-           "percent": {"vgg_slim": 0.7, "preresnet": (0.4, 0.6), "densenet": (0.4, 0.6)}},
-))
+@register_method
+class NetworkSlimming(ChannelMethod):
+    key = "cifar/network-slimming"
+    name = "network-slimming"
+    paper = "Liu et al., Learning Efficient Convolutional Networks through Network Slimming, ICCV 2017"
+    archs = {a: model_entry(a).depths for a in ("vgg_slim", "preresnet", "densenet")}
+    arch_aliases = {"vgg": "vgg_slim", "resnet": "preresnet"}  # the reference scripts' --arch
+    Hparams = SlimmingArgs
+    TrainHparams = SparsityArgs
+    defaults = {"train": {"arch": "vgg_slim", "depth": 19, "save": "./logs/slimming"}}
+    # the paper's settings (reference READMEs), for the run scripts and the study
+    sparsity = {"vgg_slim": 1e-4, "preresnet": 1e-5, "densenet": 1e-5}
+
+    def train_hooks(self, stage):
+        hp_ = stage.hparams
+        return [BNSparsity(hp_.s)] if stage.stage == "train" and hp_.sparsity_regularization else []
+
+    def select(self, model, ctx):
+        return select(model, ctx.hparams.percent, ctx.hparams.strict)
+
+    def masked_model(self, model, keep, ctx):
+        return masked_model(model, keep)
+
+    def describe(self, model, keep, ctx):
+        return describe(model, keep, ctx.hparams.percent, ctx.hparams.strict)
+
+    def check_source(self, ckpt, model, path):
+        check_source(ckpt, model, path)

@@ -12,29 +12,13 @@ accuracy before, after, and of the masked network with pruned gamma/beta zeroed,
 Example: python cifar/network-slimming/prune.py --dataset cifar10 --percent 0.7 \\
              --model logs/slimming/vgg19-sparse/checkpoint.pth.tar --save logs/slimming/vgg19-pruned70
 """
+
 import os
 import sys
-from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import prune_main  # noqa: E402
-from utils.errors import UserError, run_main  # noqa: E402
-from utils.hparams import hp  # noqa: E402
-from utils.methods import get_method  # noqa: E402
-
-
-@dataclass
-class SlimmingArgs:
-    percent: float = hp(0.5, "fraction of all BN channels below the global threshold, in (0, 1) "
-                             "(reference READMEs: VGG-19 0.7, PreResNet-164 and DenseNet-40 0.4 / 0.6)")
-    strict: bool = hp(False, "stop with an error when a layer would keep no channel, instead of keeping its "
-                             "strongest channel")
-
-    def __post_init__(self):  # checked while parsing, before any file is read
-        if not 0 < self.percent < 1:
-            raise UserError(f"--percent {self.percent}: must lie strictly between 0 and 1")
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: prune_main(get_method("network-slimming"), __doc__, argv, extra_args=(SlimmingArgs,)))
+    script(__file__, "prune", __doc__)

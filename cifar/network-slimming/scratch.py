@@ -8,14 +8,13 @@ is the default network of that arch and depth.
 Example: python cifar/network-slimming/scratch.py --scratch logs/slimming/vgg19-pruned70/pruned.pth.tar \\
              --budget B --dataset cifar10 --save logs/slimming/vgg19-scratchB70
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import scratch_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: scratch_main(__doc__, argv, arch_aliases=get_method("network-slimming").arch_aliases))
+    script(__file__, "scratch", __doc__)

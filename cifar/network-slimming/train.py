@@ -10,32 +10,13 @@ sparsity was on and s are recorded in the checkpoints and summary.json ("args").
 Example: python cifar/network-slimming/train.py -sr --s 0.0001 --dataset cifar10 --arch vgg --depth 19 \\
              --save logs/slimming/vgg19-sparse
 """
+
 import os
 import sys
-from dataclasses import dataclass
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import train_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.hparams import hp  # noqa: E402
-from utils.methods import get_method  # noqa: E402
-
-
-@dataclass
-class SparsityArgs:
-    sparsity_regularization: bool = hp(False, "train with sparsity on the BN scales (L1 subgradient)",
-                                       flags=("-sr",))
-    s: float = hp(1e-4, "sparsity rate: s * sign(gamma) is added to every BN gamma's gradient")
-
-
-def main(argv):
-    method = get_method("network-slimming")
-    return train_main(__doc__, argv, defaults={"arch": "vgg", "depth": 19, "save": "./logs/slimming"},
-                      hooks_factory=lambda *parsed: method.train_hooks(parsed[-1]), extra_args=(SparsityArgs,),
-                      arch_aliases=method.arch_aliases)
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(main)
+    script(__file__, "train", __doc__)

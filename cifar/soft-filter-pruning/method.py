@@ -10,8 +10,7 @@ Physically smaller network (beyond the reference, which keeps the masked full-si
 """
 import copy
 import math
-import re
-import sys
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,8 +23,8 @@ from utils.checkpoint import load_state, model_from_checkpoint
 from utils.engine import Hook
 from utils.errors import UserError
 from utils.hparams import hp
-from utils.masks import MaskHook, sparse_reinit
-from utils.methods import Method, register_method
+from utils.masks import sparse_reinit
+from utils.methods import ChannelMethod, register_method
 from utils.surgery import prune_channels
 
 ARCH = "resnet_sfp"
@@ -37,36 +36,10 @@ RECIPE = {"batch_size": 128, "epochs": 200, "lr": 0.01, "momentum": 0.9, "nester
           "schedule_unit": "epoch", "schedule": [1, 60, 120, 160], "gammas": [10, 0.2, 0.2, 0.2]}
 PRETRAINED_LR = 0.001  # the README's SFP command: 10x smaller when starting from a trained model
 
-# The reference scripts' flag spellings that ours name differently.
-FLAG_ALIASES = {"--learning_rate": "--lr", "--decay": "--wd", "--save_path": "--save", "--manualSeed": "--seed"}
-
-
-def reference_argv(argv):
-    """The reference's spellings in ours: ``--arch resnet56`` -> ``--arch resnet_sfp --depth 56`` and the
-    flags of FLAG_ALIASES (``--learning_rate 0.01`` or ``--learning_rate=0.01``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    out, i = [], 0
-    while i < len(argv):
-        a = argv[i]
-        name, eq, value = a.partition("=")
-        if name in FLAG_ALIASES:
-            out.append(FLAG_ALIASES[name] + eq + value)
-        elif name == "--arch":
-            value = value if eq else (argv[i + 1] if i + 1 < len(argv) else None)
-            m = re.fullmatch(r"resnet(\d+)", value or "")
-            if m:
-                out += ["--arch", ARCH, "--depth", m.group(1)]
-                i += 1 if eq else 2
-                continue
-            out.append(a)
-        else:
-            out.append(a)
-        i += 1
-    return out
-
-
-def user_gave(argv, *flags):
-    return any(a.partition("=")[0] in flags for a in argv)
+# The reference scripts' flag spellings that ours name differently (--batch_size, --epoch_prune, --layer_begin ...
+# are accepted as they are: every flag with an underscore also takes that spelling).
+FLAG_ALIASES = {"lr": ("--learning_rate",), "weight_decay": ("--decay",), "save": ("--save_path",),
+                "seed": ("--manualSeed",)}
 
 
 # ------------------------------------------------------------------------------------------ layers
@@ -175,24 +148,21 @@ class SFPArgs:
                                          "--resume); the LR then defaults to 0.001")
 
 
-def sfp_hooks(model_args, data_args, train_args, sfp):
-    """The training hooks of train.py; every check runs before anything is written."""
+def check_training(arch, depth, sfp):
+    """train.py's options, checked before anything is written; the names of the soft-pruned conv weights."""
     check_rate(sfp.rate)
-    if model_args.arch != ARCH:
-        raise UserError(f"--arch {model_args.arch}: Soft Filter Pruning is set up for the {ARCH} network "
+    if arch != ARCH:
+        raise UserError(f"--arch {arch}: Soft Filter Pruning is set up for the {ARCH} network "
                         f"(or its names resnet20/32/56/110)")
     if sfp.epoch_prune < 1:
         raise UserError(f"--epoch_prune {sfp.epoch_prune}: must be at least 1")
-    names = select_layers(create_model(ARCH, model_args.depth), sfp.prune_layers, sfp.layer_begin, sfp.layer_end,
-                          sfp.layer_inter)
-    if sfp.rate == 1:
-        return []
-    return [SoftFilterPruning(names, sfp.rate, sfp.epoch_prune)]
+    return select_layers(create_model(ARCH, depth), sfp.prune_layers, sfp.layer_begin, sfp.layer_end,
+                         sfp.layer_inter)
 
 
-def load_pretrained(model, info, model_args, data_args, train_args, sfp):
-    """train.py's init_fn: copy --pretrained's weights into the new model (weights only, as the reference's
-    --resume: no epoch, optimizer or schedule)."""
+def load_pretrained(model, info, sfp):
+    """Copy --pretrained's weights into the new model (weights only, as the reference's --resume: no epoch,
+    optimizer or schedule)."""
     if not sfp.pretrained:
         return
     from utils.checkpoint import load_checkpoint
@@ -204,10 +174,6 @@ def load_pretrained(model, info, model_args, data_args, train_args, sfp):
         raise UserError(f"--pretrained {sfp.pretrained}: holds a pruned network (cfg {source.spec.cfg}), "
                         f"not the full {spec.arch}-{spec.depth}")
     load_state(model, ckpt["state_dict"], sfp.pretrained, "--pretrained")
-
-
-def stage_name(model_args, data_args, train_args, sfp):
-    return "baseline" if sfp.rate == 1 else "sfp"
 
 
 # ------------------------------------------------------------------------------ the smaller network
@@ -282,7 +248,6 @@ def describe(model, keep, remove="zeroed"):
 
 def check_source(ckpt, model, path):
     if not any(zeroed_filters(m).any() for m in model.modules() if isinstance(m, nn.Conv2d)):
-        import warnings
         warnings.warn(f"--model {path}: no conv filter is zero; was it trained with soft filter pruning "
                       f"(train.py --rate < 1)?")
 
@@ -300,14 +265,10 @@ class ScratchSFPArgs(MaskedArgs):
                              "int(E r) with E = --epochs 200")
 
 
-def check_sfp_arch(model, flag):
+def check_source_kind(ckpt, model, flag, masked):
     if model.spec.arch != ARCH:
         raise UserError(f"{flag}: the checkpoint holds {model.spec.arch}-{model.spec.depth}; the SFP scripts take "
                         f"{ARCH} checkpoints")
-
-
-def check_source_kind(ckpt, model, flag, masked):
-    check_sfp_arch(model, flag)
     if not masked and "prune" not in ckpt:
         raise UserError(f"{flag}: the checkpoint holds a full-size network (not prune.py's output); pass --masked "
                         f"to use its zero pattern as the mask, or the pruned.pth.tar of prune.py")
@@ -319,30 +280,20 @@ def masks_of(ckpt, model):
     return {f"{n}.weight": state[f"{n}.weight"].ne(0) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-def masked_hooks(ckpt, model, flag, args):
-    check_source_kind(ckpt, model, flag, args.masked)
-    return [MaskHook(masks_of(ckpt, model))] if args.masked else []
-
-
-def masked_init(fresh, ckpt, args):
-    if args.masked:
-        sparse_reinit(fresh, masks_of(ckpt, fresh))
-
-
 def stretch_schedule(schedule, r):
     """[1, int(60 r), int(120 r), int(160 r)]: the one-epoch warm-up stays, the other milestones stretch."""
     return [m if m <= 1 else int(m * r) for m in schedule]
 
 
-def sfp_budget(ckpt, model, info, train_args, check, args):
+def sfp_budget(stage, base_epochs):
     """scratch-B epochs int(E r) (int(2 E r) with --bug-b6), r = FLOPs(full) / FLOPs(pruned).
 
     --masked: both counted with the nonzero-weight rule on the SFP weights (reference.md 5.4); the smaller
     network: the dense rule (its zeroed stream filters are re-drawn, so they compute)."""
-    from utils.branches import scratch_budget
-    base_epochs = train_args.epochs * (2 if args.bug_b6 else 1)
-    epochs, record = scratch_budget(ckpt, model, info, base_epochs, check,
-                                    rule="nonzero" if args.masked else "dense")
+    from utils.stages import scratch_budget
+    args, train_args = stage.hparams, stage.train
+    epochs, record = scratch_budget(stage.source, stage.model, stage.info, base_epochs * (2 if args.bug_b6 else 1),
+                                    rule="nonzero" if args.masked else "dense", path=stage.source_path)
     if train_args.schedule_unit == "epoch":
         train_args.schedule = stretch_schedule(train_args.schedule, record["flops_ratio"])
     record.update({"flops_rule": "nonzero" if args.masked else "dense", "bug_b6": args.bug_b6,
@@ -350,14 +301,72 @@ def sfp_budget(ckpt, model, info, train_args, check, args):
     return epochs, record
 
 
-METHOD = register_method(Method(
-    name="sfp",
-    folder="cifar/soft-filter-pruning",
-    paper="He et al., Soft Filter Pruning for Accelerating Deep Convolutional Neural Networks, IJCAI 2018",
-    archs={ARCH: DEPTHS},
-    select=select,
-    train_hooks=sfp_hooks,
-    check_source=check_source,
-    describe=describe,
-    shrink=shrink,
-))
+@dataclass
+class RemoveArgs:
+    remove: str = hp("zeroed", "which zeroed conv_a filters leave the network: zeroed (all) or exact (those "
+                               "whose removal changes no output)", choices=["zeroed", "exact"])
+
+
+FINETUNE = {"epochs": 40, "lr": 0.001, "schedule": [], "gammas": [], "batch_size": 128, "nesterov": True,
+            "weight_decay": 5e-4, "save": "./logs/sfp/finetune"}
+
+
+@register_method
+class SFP(ChannelMethod):
+    key = "cifar/soft-filter-pruning"
+    name = "sfp"
+    paper = "He et al., Soft Filter Pruning for Accelerating Deep Convolutional Neural Networks, IJCAI 2018"
+    archs = {ARCH: DEPTHS}
+    arch_aliases = {f"resnet{d}": (ARCH, d) for d in DEPTHS}  # the reference's --arch resnet56
+    flag_aliases = FLAG_ALIASES
+    Hparams = RemoveArgs
+    TrainHparams = SFPArgs
+    FinetuneHparams = MaskedArgs
+    ScratchHparams = ScratchSFPArgs
+    defaults = {"train": {"arch": ARCH, "depth": 56, "save": "./logs/sfp", **RECIPE},
+                "prune": {"save": "./logs/sfp/pruned"}, "finetune": FINETUNE,
+                "scratch": {"save": "./logs/sfp/scratch", **RECIPE}}
+    defaults_when = {"train": {"pretrained": {"lr": PRETRAINED_LR}}}  # the README's command from a trained model
+
+    def stage_name(self, stage):
+        if stage.stage == "train":
+            return "baseline" if stage.hparams.rate == 1 else "sfp"
+        return stage.stage
+
+    def validate(self, stage):
+        if stage.stage == "train":
+            check_training(stage.arch, stage.depth, stage.hparams)
+        elif stage.stage == "finetune" or stage.stage.startswith("scratch"):
+            flag = "--refine" if stage.stage == "finetune" else "--scratch"
+            check_source_kind(stage.source, stage.model, flag, stage.hparams.masked)
+
+    def init_model(self, model, stage):
+        if stage.stage == "train":
+            load_pretrained(model, stage.info, stage.hparams)
+        elif stage.stage.startswith("scratch") and stage.masks is not None:
+            sparse_reinit(model, stage.masks)
+
+    def train_hooks(self, stage):
+        if stage.stage != "train":
+            return []
+        names = check_training(stage.model.spec.arch, stage.model.spec.depth, stage.hparams)
+        return [] if stage.hparams.rate == 1 else [SoftFilterPruning(names, stage.hparams.rate,
+                                                                     stage.hparams.epoch_prune)]
+
+    def source_masks(self, stage):
+        return masks_of(stage.source, stage.model) if stage.hparams.masked else None
+
+    def scratch_budget(self, stage, base_epochs):
+        return sfp_budget(stage, base_epochs)
+
+    def select(self, model, ctx):
+        return select(model, ctx.hparams.remove)
+
+    def shrink(self, model, keep, ctx):
+        return shrink(model, keep, ctx.hparams.remove)
+
+    def describe(self, model, keep, ctx):
+        return describe(model, keep, ctx.hparams.remove)
+
+    def check_source(self, ckpt, model, path):
+        check_source(ckpt, model, path)

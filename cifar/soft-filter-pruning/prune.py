@@ -12,27 +12,13 @@ Writes SAVE/pruned.pth.tar and SAVE/prune.json (cfg, params, FLOPs, test accurac
 Example: python cifar/soft-filter-pruning/prune.py --dataset cifar10 --model logs/sfp/r56/sfp/checkpoint.pth.tar \\
              --save logs/sfp/r56/pruned
 """
+
 import os
 import sys
-from dataclasses import dataclass
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import prune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.hparams import hp  # noqa: E402
-from utils.methods import import_path  # noqa: E402
-
-sfp = import_path(os.path.join(HERE, "method.py"), "sfp_method")
-
-
-@dataclass
-class RemoveArgs:
-    remove: str = hp("zeroed", "which zeroed conv_a filters leave the network: zeroed (all) or exact (those "
-                               "whose removal changes no output)", choices=["zeroed", "exact"])
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: prune_main(sfp.METHOD, __doc__, sfp.reference_argv(argv), extra_args=(RemoveArgs,),
-                                     defaults={"save": "./logs/sfp/pruned"}))
+    script(__file__, "prune", __doc__)

@@ -13,24 +13,13 @@ test accuracy (the reference's scratch scripts use the one measured before train
 Example: python cifar/soft-filter-pruning/scratch.py --masked --scratch logs/sfp/r56/sfp/checkpoint.pth.tar \\
              --budget B --dataset cifar10 --save logs/sfp/r56/scratch-B
 """
+
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import scratch_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import import_path  # noqa: E402
-
-sfp = import_path(os.path.join(HERE, "method.py"), "sfp_method")
-
-
-def main(argv):
-    return scratch_main(__doc__, sfp.reference_argv(argv), defaults={"save": "./logs/sfp/scratch", **sfp.RECIPE},
-                        extra_args=(sfp.ScratchSFPArgs,), init_fn=sfp.masked_init, budget_fn=sfp.sfp_budget,
-                        hooks_factory=lambda ckpt, model, args: sfp.masked_hooks(ckpt, model, "--scratch", args))
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(main)
+    script(__file__, "scratch", __doc__)

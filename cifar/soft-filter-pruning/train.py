@@ -17,27 +17,13 @@ Examples:
   python cifar/soft-filter-pruning/train.py --dataset cifar10 --arch resnet56 --rate 0.7 \\
       --pretrained logs/sfp/r56/baseline/checkpoint.pth.tar --save logs/sfp/r56/sfp-pretrained
 """
+
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import train_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import import_path  # noqa: E402
-
-sfp = import_path(os.path.join(HERE, "method.py"), "sfp_method")
-
-
-def main(argv):
-    argv = sfp.reference_argv(argv)
-    defaults = {"arch": sfp.ARCH, "depth": 56, "save": "./logs/sfp", **sfp.RECIPE}
-    if sfp.user_gave(argv, "--pretrained") and not sfp.user_gave(argv, "--lr"):
-        defaults["lr"] = sfp.PRETRAINED_LR
-    return train_main(__doc__, argv, defaults=defaults, hooks_factory=sfp.sfp_hooks, extra_args=(sfp.SFPArgs,),
-                      init_fn=sfp.load_pretrained, stage=sfp.stage_name)
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(main)
+    script(__file__, "train", __doc__)

@@ -12,8 +12,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import export_torch_prune_main  # noqa: E402
 from utils.errors import run_main  # noqa: E402
+from utils.hparams import build_parser, parse  # noqa: E402
+from utils.masks import ExportArgs, export_torch_prune  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: export_torch_prune_main(__doc__, argv))
+    run_main(lambda argv: export_torch_prune(*parse(build_parser(__doc__, ExportArgs), (ExportArgs,), argv)))

@@ -13,11 +13,10 @@ import torch
 
 from models.bearpaw import VGG_NAMES
 from models.registry import model_entry
-from utils.branches import scratch_budget
 from utils.errors import UserError
 from utils.hparams import hp
 from utils.masks import conv_weights, magnitude_masks
-from utils.methods import Method, register_method
+from utils.methods import MaskMethod, register_method
 
 ARCHS = {**{name: model_entry(name).depths for name in VGG_NAMES},
          "preresnet_wl": model_entry("preresnet_wl").depths,
@@ -63,26 +62,33 @@ def describe(model, masks, percent=0.6):
     return {"threshold": threshold(model, percent)}
 
 
-def budget(ckpt, model, info, train_args, check, extra):
+def budget(stage, base_epochs):
     """Scratch-B epochs: int(E * FLOPs(dense) / FLOPs(nonzero weights)), or E with --flops-ratio-one (bug B2)."""
-    epochs, record = scratch_budget(ckpt, model, info, train_args.epochs, check, rule="nonzero")
-    if extra.flops_ratio_one:
-        epochs = train_args.epochs
+    from utils.stages import scratch_budget
+    epochs, record = scratch_budget(stage.source, stage.model, stage.info, base_epochs, rule="nonzero",
+                                    path=stage.source_path)
+    if stage.hparams.flops_ratio_one:
+        epochs = base_epochs
         record["flops_ratio_one"] = True
     return epochs, record
 
 
-METHOD = register_method(Method(
-    name="weight-level",
-    folder="cifar/weight-level",
-    paper="Han et al., Learning both Weights and Connections for Efficient Neural Networks, NIPS 2015",
-    archs=ARCHS,
-    select=select,
-    describe=describe,
-    arch_aliases={"preresnet": "preresnet_wl", "densenet": "densenet_wl"},  # the reference's cifar.py names
-    notes={"masks": "select returns {conv weight name: bool mask}, not kept channels: use mask_prune_main"},
-))
-# what the scripts plug into utils.branches
-METHOD.budget = budget
-METHOD.prune_args = (WeightLevelArgs,)
-METHOD.scratch_args = (WeightLevelScratchArgs,)
+@register_method
+class WeightLevel(MaskMethod):
+    key = "cifar/weight-level"
+    name = "weight-level"
+    paper = "Han et al., Learning both Weights and Connections for Efficient Neural Networks, NIPS 2015"
+    archs = ARCHS
+    arch_aliases = {"preresnet": "preresnet_wl", "densenet": "densenet_wl"}  # the reference's cifar.py names
+    Hparams = WeightLevelArgs
+    ScratchHparams = WeightLevelScratchArgs
+    defaults = {"train": {"arch": "vgg19_bn", "depth": 19}}
+
+    def select(self, model, ctx, masks=None):
+        return select(model, masks=masks, percent=ctx.hparams.percent)
+
+    def describe(self, model, masks, ctx):
+        return describe(model, masks, ctx.hparams.percent)
+
+    def scratch_budget(self, stage, base_epochs):
+        return budget(stage, base_epochs)

@@ -9,16 +9,13 @@ accuracy before/after when the dataset is at hand). --model may also be the refe
 Example: python cifar/weight-level/prune.py --dataset cifar10 --percent 0.3 \\
              --model logs/wl/vgg19/checkpoint.pth.tar --save logs/wl/vgg19/p0.3/pruned
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import mask_prune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    method = get_method("weight-level")
-    run_main(lambda argv: mask_prune_main(method, __doc__, argv, extra_args=method.prune_args))
+    script(__file__, "prune", __doc__)

@@ -8,17 +8,13 @@ and 75%. --budget B: int(160 x FLOPs(dense) / FLOPs(nonzero weights)) epochs, sa
 Example: python cifar/weight-level/scratch.py --scratch logs/wl/vgg19/p0.3/pruned/pruned.pth.tar --budget B \\
              --dataset cifar10 --save logs/wl/vgg19/p0.3/scratch-B
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import scratch_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
-
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    method = get_method("weight-level")
-    run_main(lambda argv: scratch_main(__doc__, argv, masked=True, extra_args=method.scratch_args,
-                                       budget_fn=method.budget, arch_aliases=method.arch_aliases))
+    script(__file__, "scratch", __doc__)

@@ -6,15 +6,13 @@ wd 1e-4. Models: vgg19_bn (--depth 19), preresnet_wl (--depth 110), densenet_wl 
 reference's names preresnet and densenet are accepted for preresnet_wl and densenet_wl.
 Example: python cifar/weight-level/train.py --dataset cifar10 --arch vgg19_bn --depth 19 --save logs/wl/vgg19
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import train_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: train_main(__doc__, argv, defaults={"arch": "vgg19_bn", "depth": 19},
-                                     arch_aliases=get_method("weight-level").arch_aliases))
+    script(__file__, "train", __doc__)

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
+from models import model_entry
+
 from utils.errors import UserError
 from utils.flops import model_costs
 from utils.hparams import hp
-from utils.masks import masks_from_keep
-from utils.methods import Method, get_method, register_method
+from utils.lottery import LotteryTraining
+from utils.masks import apply_masks, masks_from_keep
+from utils.methods import MaskMethod, get_method, hparams_of, register_method
 from utils.surgery import l1_filter_scores, prune_channels
 
 
@@ -64,8 +67,14 @@ def select(model, masks=None, variant="A", prune="large", seed=1):
     if masks is not None:
         raise UserError("--model: this checkpoint is already pruned (it carries masks); the L1-norm targets are "
                         "fixed widths, so prune the dense trained model")
-    keep = reselect(model, get_method("l1-norm").select(model, variant=variant), prune, seed)
+    rule = get_method("cifar/l1-norm-pruning")
+    keep = reselect(model, rule.select(model, _context(rule, variant)), prune, seed)
     return masks_from_keep(model, keep)
+
+
+def _context(rule, variant):
+    from utils.methods import PruneContext
+    return PruneContext(hparams_of(rule.Hparams, variant=variant))
 
 
 def describe(model, masks, variant="A", prune="large", seed=1):
@@ -79,14 +88,27 @@ def describe(model, masks, variant="A", prune="large", seed=1):
             "flops_ratio_compact": base["flops"] / small["flops"]}
 
 
-METHOD = register_method(Method(
-    name="lottery-l1-norm",
-    folder="lottery_ticket/l1-norm-pruning",
-    paper="Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017, as lottery tickets (Liu et al., ICLR 2019)",
-    archs={"vgg": (16,), "resnet": (56, 110)},
-    select=select,
-    variants=("A", "B"),
-    notes={"masks": "select returns {conv weight name: bool mask}: use mask_prune_main"},
-))
-METHOD.describe = describe
-METHOD.prune_args = FilterPruneArgs
+@register_method
+class LotteryL1Norm(LotteryTraining, MaskMethod):
+    """Dense training saves the init; pruning masks Li et al.'s filters; the random-init control (scratch.py)
+    keeps the model's own He fan-out init (n = k*k*C_out, density not taken into account) under the mask, as the
+    reference's main_scratch_mask.py does."""
+    key = "lottery_ticket/l1-norm-pruning"
+    name = "lottery-l1-norm"
+    paper = "Li et al., Pruning Filters for Efficient ConvNets, ICLR 2017, as lottery tickets (Liu et al., ICLR 2019)"
+    archs = {"vgg": model_entry("vgg").depths, "resnet": model_entry("resnet").depths}
+    prune_archs = {"vgg": (16,), "resnet": (56, 110)}
+    Hparams = FilterPruneArgs
+    defaults = {"train": {"arch": "vgg", "depth": 16}, "scratch": {"save": "./logs/lottery/scratch"}}
+
+    def select(self, model, ctx, masks=None):
+        hp_ = ctx.hparams
+        return select(model, masks, hp_.variant, hp_.prune, hp_.seed)
+
+    def describe(self, model, masks, ctx):
+        hp_ = ctx.hparams
+        return describe(model, masks, hp_.variant, hp_.prune, hp_.seed)
+
+    def init_model(self, model, stage):
+        if stage.stage.startswith("scratch") and stage.masks is not None:
+            apply_masks(model, stage.masks)

@@ -7,15 +7,13 @@ kept are zeroed (the reference zeroes filters 0 and 1 only, its bug B8). Writes 
 Example: python lottery_ticket/l1-norm-pruning/prune.py --dataset cifar10 -v A \\
              --model logs/lottery-l1/resnet56/dense/checkpoint.pth.tar --save logs/lottery-l1/resnet56/A
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import mask_prune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    method = get_method("lottery-l1-norm")
-    run_main(lambda argv: mask_prune_main(method, __doc__, argv, extra_args=(method.prune_args,)))
+    script(__file__, "prune", __doc__)

@@ -6,13 +6,13 @@ Example: python lottery_ticket/l1-norm-pruning/ticket.py --dataset cifar10 --lr 
              --pruned logs/lottery-l1/resnet56/A/pruned.pth.tar --init logs/lottery-l1/resnet56/dense/init.pth.tar \\
              --save logs/lottery-l1/resnet56/A/ticket
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.errors import run_main  # noqa: E402
-from utils.lottery import ticket_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: ticket_main(__doc__, argv))
+    script(__file__, "ticket", __doc__)

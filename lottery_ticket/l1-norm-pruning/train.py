@@ -7,13 +7,13 @@ Reference recipe (cifar/lottery-ticket/l1-norm-pruning/main.py): 160 epochs, bat
 Example: python lottery_ticket/l1-norm-pruning/train.py --dataset cifar10 --arch resnet --depth 56 --lr 0.1 \\
              --save logs/lottery-l1/resnet56/dense
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.errors import run_main  # noqa: E402
-from utils.lottery import lottery_train_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: lottery_train_main(__doc__, argv))
+    script(__file__, "train", __doc__)

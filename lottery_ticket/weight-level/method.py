@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from models import list_models, model_entry
 from utils.errors import UserError
 from utils.hparams import hp
+from utils.lottery import LotteryTraining
 from utils.masks import layer_densities, magnitude_masks, masks_from_nonzero
-from utils.methods import Method, register_method
+from utils.methods import MaskMethod, register_method
 
 
 @dataclass
@@ -21,6 +22,10 @@ class WeightPruneArgs:
                              "remove this fraction of what remains)")
     layerwise: bool = hp(False, "prune every conv layer by --percent of its own nonzero weights instead of one "
                                 "global threshold over all conv weights (the reference's rule)")
+
+    def __post_init__(self):
+        if not 0 < self.percent < 1:
+            raise UserError(f"--percent {self.percent}: must lie in (0, 1) (the fraction of the remaining conv weights)")
 
 
 def select(model, masks=None, percent=0.2, layerwise=False):
@@ -37,13 +42,19 @@ def describe(model, masks, percent=0.2, layerwise=False):
     return {"layer_density": layer_densities(masks)}
 
 
-METHOD = register_method(Method(
-    name="lottery-weight-level",
-    folder="lottery_ticket/weight-level",
-    paper="Frankle & Carbin, The Lottery Ticket Hypothesis, ICLR 2019 (as re-run by Liu et al., ICLR 2019)",
-    archs={name: model_entry(name).depths for name in list_models()},  # any conv net of the zoo
-    select=select,
-    notes={"masks": "select returns {conv weight name: bool mask}: use mask_prune_main"},
-))
-METHOD.describe = describe          # read by mask_prune_main: per-layer densities into prune.json
-METHOD.prune_args = WeightPruneArgs  # prune.py's and the sweep's options of select
+@register_method
+class LotteryWeightLevel(LotteryTraining, MaskMethod):
+    """Dense training saves the init; pruning removes a fraction of what remains; the random-init control
+    (scratch.py) re-draws the survivors with the sparsity-scaled He init (MaskMethod.init_model)."""
+    key = "lottery_ticket/weight-level"
+    name = "lottery-weight-level"
+    paper = "Frankle & Carbin, The Lottery Ticket Hypothesis, ICLR 2019 (as re-run by Liu et al., ICLR 2019)"
+    archs = {name: model_entry(name).depths for name in list_models()}  # any conv net of the zoo
+    Hparams = WeightPruneArgs
+    defaults = {"train": {"arch": "vgg16_bn", "depth": 16}, "scratch": {"save": "./logs/lottery/scratch"}}
+
+    def select(self, model, ctx, masks=None):
+        return select(model, masks, ctx.hparams.percent, ctx.hparams.layerwise)
+
+    def describe(self, model, masks, ctx):
+        return describe(model, masks)

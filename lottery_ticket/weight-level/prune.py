@@ -7,15 +7,13 @@ nonzero FLOPs, accuracy before and after).
 Example: python lottery_ticket/weight-level/prune.py --dataset cifar10 --percent 0.2 \\
              --model logs/lottery/vgg16_bn/dense/checkpoint.pth.tar --save logs/lottery/vgg16_bn/round_1
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.branches import mask_prune_main  # noqa: E402
-from utils.errors import run_main  # noqa: E402
-from utils.methods import get_method  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    method = get_method("lottery-weight-level")
-    run_main(lambda argv: mask_prune_main(method, __doc__, argv, extra_args=(method.prune_args,)))
+    script(__file__, "prune", __doc__)

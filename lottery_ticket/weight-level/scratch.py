@@ -4,13 +4,13 @@ mask enforced. Reference: cifar_scratch_no_longer.py (scratch-E: the dense run's
 Example: python lottery_ticket/weight-level/scratch.py --dataset cifar10 --lr 0.1 \\
              --scratch logs/lottery/vgg16_bn/round_1/pruned.pth.tar --save logs/lottery/vgg16_bn/round_1/scratch
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.errors import run_main  # noqa: E402
-from utils.lottery import masked_scratch_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: masked_scratch_main(__doc__, argv, reinit="sparse"))
+    script(__file__, "scratch", __doc__)

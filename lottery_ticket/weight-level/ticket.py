@@ -5,13 +5,13 @@ Example: python lottery_ticket/weight-level/ticket.py --dataset cifar10 --lr 0.1
              --pruned logs/lottery/vgg16_bn/round_1/pruned.pth.tar --init logs/lottery/vgg16_bn/dense/init.pth.tar \\
              --save logs/lottery/vgg16_bn/round_1/ticket
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.errors import run_main  # noqa: E402
-from utils.lottery import ticket_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: ticket_main(__doc__, argv))
+    script(__file__, "ticket", __doc__)

@@ -7,13 +7,13 @@ resnet_wl --depth 50), 160 epochs, batch 64, SGD lr 0.1 or 0.01 (x0.1 at 50% and
 Example: python lottery_ticket/weight-level/train.py --dataset cifar10 --arch vgg16_bn --depth 16 --lr 0.1 \\
              --save logs/lottery/vgg16_bn/dense
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from utils.errors import run_main  # noqa: E402
-from utils.lottery import lottery_train_main  # noqa: E402
+from utils.cli import script  # noqa: E402
 
 if __name__ == "__main__":
-    run_main(lambda argv: lottery_train_main(__doc__, argv, defaults={"arch": "vgg16_bn", "depth": 16}))
+    script(__file__, "train", __doc__)
