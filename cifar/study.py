@@ -1,7 +1,8 @@
 """The reproduction study on real Fashion-MNIST, at a scale a CPU finishes: every CIFAR pruning method of this
 repo, on a small VGG and a small ResNet, at two pruning ratios, over three seeds; baseline -> prune ->
-fine-tune, scratch-E, scratch-B through the methods' own scripts (as subprocesses, the commands users run);
-then the paper-style table (markdown + CSV) and plots of utils/results.py.
+fine-tune, scratch-E, scratch-B, each stage the library call of the method's script with the same arguments
+(utils/cli.py's Call, run in a worker process so that stages run side by side; the equivalent command line is
+logged); then the paper-style table (markdown + CSV) and plots of utils/results.py.
 
     python cifar/study.py --out study_runs/fashionmnist        # the whole study (hours; rerun to continue)
     python cifar/study.py --quick                              # the same study at smoke scale (minutes)
@@ -31,9 +32,12 @@ Settings (method: model, ratios; the trunk is what prune.py reads):
   sfp               resnet20 (resnet_sfp-20): rate 0.7 and 0.6 (30% and 40% of the filters zeroed in every
                     conv). Trunk: SFP training from scratch at that rate (one per ratio); prune.py then drops
                     the zeroed conv_a filters, and fine-tune / scratch train that smaller network.
+  thinet            vgg16 (vgg-16 at --width): 50% and 70% of the channels of conv1_1..conv4_3 removed (the paper's
+                    layers); resnet20 (resnet-20): 50% of every block's first conv. Trunk: the baseline, shared;
+                    calibration on the study's training images, no fine-tuning between layers.
   weight-level      vgg11_bn (vgg11_bn at --width): 30% and 80% of the conv weights; preresnet20
                     (preresnet_wl-20): 30% and 80%. Trunk: the baseline, shared; masks enforced afterwards.
-The table's "baseline" column is the accuracy of the trunk: the unpruned network for l1-norm and weight-level,
+The table's "baseline" column is the accuracy of the trunk: the unpruned network for l1-norm, thinet and weight-level,
 the sparsity-trained one for network-slimming, the soft-pruned full-size network (SFP's own result) for sfp.
 
 Layout: OUT/<method>/<model>/<ratio>/seed<k>/{baseline,pruned,finetune,scratch-E,scratch-B} (the trunk folder
@@ -48,15 +52,7 @@ seeds outermost, each once its input is finished. A failed stage stops the study
 shown; --keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md
 (this scale, then the table), results.csv, one PNG per (model, method), and the total wall time.
 
-Time, an ESTIMATE (the full study was not run): one-epoch timings of every model at the default scale, one
-thread, on this repo's 2-core CPU while other jobs shared it (s per epoch incl. the test pass: vgg-16 11,
-resnet-56 62, vgg_slim-11 6, preresnet-20 31, resnet_sfp-20 21, vgg11_bn 6, preresnet_wl-20 15; pruned
-networks measured or scaled), times the planned epochs (scratch-B from measured FLOPs ratios), plus ~9 s of
-start-up per training stage and 6-47 s per prune step (60 subprocesses per seed): 2.2 h per seed, 6.7 h for
-three seeds with --jobs 1, so about 3.5 h with the default --jobs 2 on an otherwise idle 2-core machine.
-ResNet-56 (which only the L1 rule allows) is 35% of it, the slimming PreResNet 23%. --quick over all four
-methods took 14.6 min with --jobs 1 (10 min of it start-up of its 60 subprocesses), 13.2 min with --jobs 2
-while other jobs kept the CPU busier; its accuracies are near chance (a smoke test, not a result).
+The study prints each stage's time as it finishes and the total at the end (also in the table's header).
 """
 import argparse
 import json
@@ -67,13 +63,17 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from models import model_entry  # noqa: E402
+from utils import stages  # noqa: E402
+from utils.cli import Call, args_for, given  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.hparams import OneLineParser  # noqa: E402
+from utils.methods import get_method  # noqa: E402
 
 DEFAULTS = {"epochs": 8, "train_subset": 2000, "test_subset": 2000, "width": 0.25, "seeds": [1, 2, 3],
             "out": "study_runs/{dataset}"}
@@ -89,8 +89,8 @@ SFP_SCHEDULE = (0.3, 0.6, 0.8)  # SFP's LR milestones 60/120/160 of 200 epochs (
 @dataclass(frozen=True)
 class Ratio:
     name: str                  # folder name
-    prune: tuple = ()          # prune.py flags
-    trunk: tuple = ()          # trunk flags that depend on the ratio (SFP's --rate)
+    prune: dict = field(default_factory=dict)   # the rule's options (prune.py's flags)
+    trunk: dict = field(default_factory=dict)   # trunk options that depend on the ratio (SFP's rate)
 
 
 @dataclass(frozen=True)
@@ -101,38 +101,40 @@ class Model:
     depth: int
     ratios: tuple
     width: bool = False        # takes --width
-    s: float = None            # slimming: the paper's sparsity rate for this model
 
 
 @dataclass(frozen=True)
 class MethodPlan:
     name: str
-    folder: str
+    key: str                   # the method's folder (its registry key)
     trunk: str                 # the trunk's folder
     shared_trunk: bool         # one trunk per seed for all ratios
     paper_epochs: int          # the trunk's epochs in the paper (fine-tuning is 40 of them)
     models: tuple
-    lr: tuple = ("--lr", "0.1")  # the trunk's and scratch runs' LR flags (the method's recipe)
-    trunk_flags: object = None   # (model, cfg) -> the trunk's method flags (slimming's -sr --s)
-    schedule: object = None      # E -> the LR milestones of the trunk and scratch runs (SFP's, in epochs)
+    lr: dict = field(default_factory=lambda: {"lr": 0.1})  # the trunk's and scratch runs' LR (the recipe's)
+    trunk_options: object = None   # (model, cfg) -> the trunk's method options (slimming's -sr --s)
+    schedule: object = None        # E -> the LR milestones of the trunk and scratch runs (SFP's, in epochs)
 
 
 def _pct(p):
-    return Ratio(f"p{p}", ("--percent", str(p)))
+    return Ratio(f"p{p}", {"percent": p})
 
 
 METHODS = {
     "l1-norm": MethodPlan("l1-norm", "cifar/l1-norm-pruning", "baseline", True, 160, (
-        Model("vgg16", "vgg", "vgg", 16, (Ratio("A", ("-v", "A")),), width=True),
-        Model("resnet56", "resnet", "resnet", 56, (Ratio("A", ("-v", "A")), Ratio("B", ("-v", "B")))))),
+        Model("vgg16", "vgg", "vgg", 16, (Ratio("A", {"variant": "A"}),), width=True),
+        Model("resnet56", "resnet", "resnet", 56, (Ratio("A", {"variant": "A"}), Ratio("B", {"variant": "B"}))))),
     "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", True, 160, (
-        Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.7)), width=True, s=1e-4),
-        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), s=1e-5)),
-        trunk_flags=lambda model, cfg: ["-sr", "--s", str(slimming_s(model.s, cfg))]),
+        Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.7)), width=True),
+        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)))),
+        trunk_options=lambda model, cfg: {"sparsity_regularization": True, "s": slimming_s(model.arch, cfg)}),
     "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", False, 200, (
         Model("resnet20", "resnet", "resnet_sfp", 20,
-              tuple(Ratio(f"rate{r}", (), ("--rate", str(r))) for r in (0.7, 0.6))),), lr=(),
-        schedule=lambda e: ["--schedule"] + [str(x) for x in sfp_schedule(e)]),
+              tuple(Ratio(f"rate{r}", {}, {"rate": r}) for r in (0.7, 0.6))),), lr={},
+        schedule=lambda e: {"schedule": sfp_schedule(e)}),
+    "thinet": MethodPlan("thinet", "cifar/thinet", "baseline", True, 160, (
+        Model("vgg16", "vgg", "vgg", 16, (_pct(0.5), _pct(0.7)), width=True),
+        Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),)))),
     "weight-level": MethodPlan("weight-level", "cifar/weight-level", "baseline", True, 160, (
         Model("vgg11_bn", "vgg", "vgg11_bn", 11, (_pct(0.3), _pct(0.8)), width=True),
         Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8))))),
@@ -144,7 +146,7 @@ class Step:
     label: str                 # "l1-norm/resnet56/B/seed1 scratch-B"
     kind: str                  # train / prune
     save: str
-    argv: list                 # script and flags, without --save / --resume
+    call: Call                 # the stage and its typed arguments (its --save is ``save``)
     needs: list = field(default_factory=list)   # folders that must hold a finished step first
     link: tuple = None         # (symlink, real folder) of a shared trunk
 
@@ -160,9 +162,9 @@ def sfp_schedule(epochs):
     return [1] + [max(1, int(f * epochs)) for f in SFP_SCHEDULE]
 
 
-def slimming_s(s, cfg):
-    """The paper's s x --slimming-s-scale."""
-    return float(f"{s * cfg['slimming_s_scale']:.3g}")
+def slimming_s(arch, cfg):
+    """The paper's s for the model (network slimming's method records it) x --slimming-s-scale."""
+    return float(f"{get_method('cifar/network-slimming').sparsity[arch] * cfg['slimming_s_scale']:.3g}")
 
 
 def finetune_epochs(method, epochs):
@@ -172,23 +174,30 @@ def finetune_epochs(method, epochs):
 def plan(cfg, methods, models, seeds):
     """Every step of the study, in the order they run (seeds outermost)."""
     out, e = os.path.abspath(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
-    data = ["--dataset", cfg["dataset"], "--test-subset", str(cfg["test_subset"])]
-    data += ["--data", os.path.abspath(cfg["data"])] if cfg.get("data") else []
-    device = ["--device", cfg["device"]] if cfg.get("device") else []
+    data_dir = os.path.abspath(cfg["data"]) if cfg.get("data") else None
+    device = {"device": cfg["device"]} if cfg.get("device") else {}
     steps = []
     for seed in seeds:
-        train = data + ["--train-subset", str(cfg["train_subset"]), "--seed", str(seed), "--no-progress"]
-        train += device + ([] if cfg["tensorboard"] else ["--no-tensorboard"])
         for name in methods:
             m = METHODS[name]
-            script = lambda s: os.path.join(ROOT, m.folder, s)  # noqa: E731
+            method = get_method(m.key)
+
+            def data(stage):
+                return args_for(stages.DataArgs, method, stage, dataset=cfg["dataset"], test_subset=cfg["test_subset"],
+                                train_subset=cfg["train_subset"], **({"data": data_dir} if data_dir else {}))
+
+            def train(stage, save, **values):
+                return args_for(stages.TrainArgs, method, stage, seed=seed, progress=False, save=save, **device,
+                                **({} if cfg["tensorboard"] else {"tensorboard": False}), **values)
+
+            eval_data = args_for(stages.EvalDataArgs, method, "prune", dataset=cfg["dataset"],
+                                 test_subset=cfg["test_subset"], **({"data": data_dir} if data_dir else {}))
+            schedule = m.schedule(e) if m.schedule else {}
             for model in m.models:
                 if models and model.family not in models and model.name not in models:
                     continue
-                arch = ["--arch", model.arch, "--depth", str(model.depth)]
-                arch += ["--width", str(cfg["width"])] if model.width else []
-                extra = m.trunk_flags(model, cfg) if m.trunk_flags else []
-                schedule = m.schedule(e) if m.schedule else []
+                entry = model_entry(model.arch)
+                options = given(entry.options, width=cfg["width"]) if model.width else None
                 shared = None
                 for ratio in model.ratios:
                     run = os.path.join(out, m.name, model.name, ratio.name, f"seed{seed}")
@@ -198,34 +207,49 @@ def plan(cfg, methods, models, seeds):
                     if m.shared_trunk and shared is not None:
                         link, trunk = (trunk, shared)
                     else:
-                        steps.append(Step(f"{tag} {m.trunk}", "train", trunk,
-                                          [script("train.py")] + train + arch + extra + list(ratio.trunk)
-                                          + ["--epochs", str(e)] + list(m.lr) + schedule))
+                        own = {**(m.trunk_options(model, cfg) if m.trunk_options else {}), **ratio.trunk}
+                        call = Call("train", m.key, (given(stages.ModelArgs, arch=model.arch, depth=model.depth),
+                                                     data("train"), train("train", trunk, epochs=e, **m.lr,
+                                                                          **schedule)),
+                                    given(method.TrainHparams, **own), options)
+                        steps.append(Step(f"{tag} {m.trunk}", "train", trunk, call))
                         shared = trunk
                     pruned = os.path.join(run, "pruned")
                     ckpt = os.path.join(pruned, "pruned.pth.tar")
+                    prune_args = given(stages.PruneArgs, model=os.path.join(trunk, "checkpoint.pth.tar"), save=pruned,
+                                       **device)
                     steps.append(Step(f"{tag} pruned", "prune", pruned,
-                                      [script("prune.py")] + data + device + list(ratio.prune)
-                                      + ["--model", os.path.join(trunk, "checkpoint.pth.tar")],
+                                      Call("prune", m.key, (prune_args, eval_data), given(method.Hparams, **ratio.prune)),
                                       needs=[("train", trunk)], link=link and (link, trunk)))
+                    ft = train("finetune", os.path.join(run, "finetune"), epochs=finetune_epochs(m, e), lr=0.001)
                     steps.append(Step(f"{tag} finetune", "train", os.path.join(run, "finetune"),
-                                      [script("finetune.py")] + train + ["--refine", ckpt, "--epochs",
-                                                                         str(finetune_epochs(m, e)), "--lr", "0.001"],
+                                      Call("finetune", m.key, (given(stages.FinetuneArgs, refine=ckpt), data("finetune"),
+                                                               ft), method.FinetuneHparams()),
                                       needs=[("prune", pruned)]))
-                    for budget in ("E", "B"):  # B: the script turns E into int(E x FLOPs ratio)
-                        steps.append(Step(f"{tag} scratch-{budget}", "train", os.path.join(run, f"scratch-{budget}"),
-                                          [script("scratch.py")] + train + ["--scratch", ckpt, "--budget", budget,
-                                                                            "--epochs", str(e)] + list(m.lr)
-                                          + schedule, needs=[("prune", pruned)]))
+                    for budget in ("E", "B"):  # B: the scratch stage turns E into int(E x FLOPs ratio)
+                        save = os.path.join(run, f"scratch-{budget}")
+                        steps.append(Step(f"{tag} scratch-{budget}", "train", save,
+                                          Call("scratch", m.key,
+                                               (given(stages.ScratchArgs, scratch=ckpt, budget=budget), data("scratch"),
+                                                train("scratch", save, epochs=e, **m.lr, **schedule)),
+                                               method.ScratchHparams()),
+                                          needs=[("prune", pruned)]))
     return steps
 
 
 # ------------------------------------------------------------------------------------------- running
-def command(step):
-    cmd = [sys.executable] + step.argv + ["--save", step.save]
+def resumable(step):
+    """The step's call, continuing its interrupted run (--resume auto) when a checkpoint is there."""
     if step.kind == "train" and os.path.isfile(os.path.join(step.save, "checkpoint.pth.tar")):
-        cmd += ["--resume", "auto"]
-    return cmd
+        train = replace(step.call.args[2], resume="auto")
+        train._given = getattr(step.call.args[2], "_given", frozenset()) | {"resume"}
+        return replace(step.call, args=step.call.args[:2] + (train,))
+    return step.call
+
+
+def command(step):
+    """The command line that runs the same stage through its script (shown in logs and by --dry-run)."""
+    return [sys.executable] + resumable(step).command()
 
 
 def make_link(link, target):
@@ -245,13 +269,16 @@ class Running:
     def __init__(self, step, env, verbose):
         self.step, self.start = step, time.time()
         os.makedirs(step.save, exist_ok=True)
-        cmd = command(step)
-        self.resumed = "--resume" in cmd
+        call = resumable(step)
+        self.resumed = call is not step.call
         self.log = open(os.path.join(step.save, "log.txt"), "a")
-        self.log.write(f"$ {shlex.join(cmd)}\n")
+        self.log.write(f"$ {shlex.join(['python'] + call.command())}\n")
         self.log.flush()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=env)
+        # a worker process runs the library call (python -m utils.cli reads it as JSON)
+        self.proc = subprocess.Popen([sys.executable, "-m", "utils.cli"], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.proc.stdin.write(call.to_json())
+        self.proc.stdin.close()
         self.copier = threading.Thread(target=self._copy, args=(verbose,), daemon=True)
         self.copier.start()
 
@@ -412,8 +439,8 @@ def header(cfg, seeds, wall, trained, argv):
         f"{finetune_epochs(METHODS['sfp'], e)}, 40/200), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs "
         f"ratio) epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} in this invocation. "
         f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x {cfg['slimming_s_scale']:g} "
-        f"(= {slimming_s(1e-4, cfg):g} / {slimming_s(1e-5, cfg):g}; the paper's s barely moves the BN scales in "
-        f"a few hundred SGD steps). SFP: LR milestones "
+        f"(= {slimming_s('vgg_slim', cfg):g} / {slimming_s('preresnet', cfg):g}; the paper's s barely moves the BN "
+        f"scales in a few hundred SGD steps). SFP: LR milestones "
         f"{sfp_schedule(e)} (its 1/60/120/160 of 200). A CPU-scale study, not the paper's setting.", "",
         "The baseline column is the trunk that prune.py read: the unpruned network (l1-norm, weight-level), the "
         "sparsity-trained one (network-slimming), the soft-pruned full-size network, SFP's own result (sfp). "

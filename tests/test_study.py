@@ -23,6 +23,8 @@ SETTINGS = [
     ("network-slimming", "vgg11", ["p0.5", "p0.7"], "sparse", True),
     ("network-slimming", "preresnet20", ["p0.4", "p0.6"], "sparse", True),
     ("sfp", "resnet20", ["rate0.7", "rate0.6"], "sfp", False),
+    ("thinet", "vgg16", ["p0.5", "p0.7"], "baseline", True),
+    ("thinet", "resnet20", ["p0.5"], "baseline", True),
     ("weight-level", "vgg11_bn", ["p0.3", "p0.8"], "baseline", True),
     ("weight-level", "preresnet20", ["p0.3", "p0.8"], "baseline", True),
 ]
@@ -84,12 +86,12 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
                 for argv in (ft, se, sb):
                     assert flag(argv, "--seed") == str(seed) and flag(argv, "--test-subset") == "2000"
     assert set(commands) == expected
-    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 4 * 4)
+    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 3 * 4 + 2 + 4 * 4)
 
     # each method's own trunk recipe
     s1 = out / "network-slimming" / "vgg11" / "p0.5" / "seed1"
     slim = commands[str(s1 / "sparse")]
-    assert "-sr" in slim and float(flag(slim, "--s")) == pytest.approx(1e-4 * 100)  # the paper's s x 100
+    assert "--sparsity-regularization" in slim and float(flag(slim, "--s")) == pytest.approx(1e-4 * 100)  # x 100
     pre = commands[str(out / "network-slimming" / "preresnet20" / "p0.4" / "seed1" / "sparse")]
     assert float(flag(pre, "--s")) == pytest.approx(1e-5 * 100) and flag(pre, "--arch") == "preresnet"
     assert flag(slim, "--arch") == "vgg_slim" and flag(slim, "--width") == "0.25"
@@ -100,7 +102,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
     assert "--width" not in commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")]
     b = out / "l1-norm" / "resnet56" / "B" / "seed2"
-    assert flag(commands[str(b / "pruned")], "-v") == "B"
+    assert flag(commands[str(b / "pruned")], "--variant") == "B"
     assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
         in comments
     wl = commands[str(out / "weight-level" / "preresnet20" / "p0.8" / "seed3" / "pruned")]
@@ -112,7 +114,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
 
 def method_folder(method):
     return {"l1-norm": "l1-norm-pruning", "network-slimming": "network-slimming", "sfp": "soft-filter-pruning",
-            "weight-level": "weight-level"}[method]
+            "thinet": "thinet", "weight-level": "weight-level"}[method]
 
 
 def test_dry_run_options_select_and_scale(tmp_path):
@@ -138,7 +140,7 @@ def test_dry_run_options_select_and_scale(tmp_path):
     (["--epochs", "0"], "--epochs 0"),
     (["--seeds", "1", "1"], "--seeds 1 1"),
     (["--seeds", "x"], "--seeds"),
-    (["--methods", "thinet"], "--methods"),
+    (["--methods", "no-such-method"], "--methods"),
     (["--models", "densenet"], "--models densenet"),
     (["--methods", "sfp", "--models", "vgg"], "--models vgg"),
     (["--train-subset", "-1"], "--train-subset -1"),
@@ -222,7 +224,7 @@ def test_collector_finds_a_shared_trunk_through_its_symlink(tmp_path):
 
 
 def test_sfp_rows_are_labelled_by_the_rate_their_source_was_trained_with():
-    from utils.branches import source_options
+    from utils.stages import source_options
     from utils.results import pruned_label
     ckpt = {"args": {"rate": 0.6, "epoch_prune": 1, "epochs": 8, "lr": 0.01, "arch": "resnet_sfp", "depth": 20,
                      "seed": 3, "train_subset": 2000, "dataset": "fashionmnist"}}
