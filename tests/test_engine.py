@@ -370,3 +370,106 @@ def test_model_flags_apply_only_where_they_mean_something():
     assert torch.equal(head.weight, torch.ones(512))
     head = create_model("vgg", 11).classifier[1]  # U(0, 1), PyTorch 0.3.1's default
     assert 0 <= head.weight.min() and head.weight.max() <= 1 and head.weight.std() > 0.1
+
+
+# ------------------------------------------------------------------ what a method passes into the engine
+def test_any_iterable_of_batches_is_a_loader_and_the_objective_and_optimizer_are_passed_in(tmp_path):
+    """A plain list of (inputs, targets) trains (no set_epoch, no len needed); the objective replaces the
+    cross-entropy (here a planted one: only class 0's logit is pushed up); the optimizer factory is used."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,))) for _ in range(3)]
+    made = []
+
+    def adam(module, config):
+        opt = torch.optim.Adam(module.parameters(), lr=config.lr)
+        made.append(opt)
+        return opt
+
+    def push_class0(trainer, inputs, outputs, targets):
+        return -outputs[:, 0].mean()
+
+    model = TinyNet()
+    trainer = Trainer(model, iter_forever(batches), batches, TrainConfig(epochs=2, lr=0.05, progress=False,
+                                                                         tensorboard=False),
+                      str(tmp_path), log=lambda *a: None, objective=push_class0, optimizer=adam)
+    with torch.no_grad():
+        before = model(batches[0][0])[:, 0].mean().item()
+    trainer.fit()
+    assert len(made) == 1 and isinstance(trainer.optimizer, torch.optim.Adam)
+    with torch.no_grad():
+        after = model(batches[0][0])[:, 0].mean().item()
+    assert after > before + 1.0  # the objective, not the cross-entropy, was minimised
+    assert [h["epoch"] for h in trainer.history] == [1, 2]
+
+
+class iter_forever:
+    """An iterable over fixed batches without set_epoch or __len__ (re-iterable, like a list)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_a_schedule_may_step_every_iteration(tmp_path):
+    log = LRLog()
+    steps = []
+
+    def per_step(optimizer, config, steps_per_epoch):
+        steps.append(steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 ** i), "step"
+
+    torch.manual_seed(0)
+    ds = dataset(64)
+    trainer = Trainer(TinyNet(), DeviceLoader(ds, 16, train=True, seed=1, **NORM), DeviceLoader(ds, 64, train=False,
+                                                                                                  **NORM),
+                      TrainConfig(epochs=2, lr=0.1, progress=False, tensorboard=False), str(tmp_path), hooks=[log],
+                      log=lambda *a: None, schedule=per_step)
+    trainer.fit()
+    assert steps == [4]  # the factory is told the epoch's length
+    assert log.lrs == pytest.approx([0.1, 0.1 * 0.5 ** 4])  # 4 steps of halving within the first epoch
+
+
+def test_val_split_selects_on_held_out_training_images_not_the_test_set(tmp_path):
+    """--val-split N: N training images (the same for every seed) are held out; model_best is the epoch best on
+    them, and best_prec1 is that epoch's test accuracy, not the best test accuracy."""
+    from utils.data import split_validation
+    ds = dataset(100, seed=3)
+    train, val = split_validation(ds, 20)
+    assert train.labels.numel() == 80 and val.labels.numel() == 20
+    again, val2 = split_validation(ds, 20)
+    assert torch.equal(val.images, val2.images)  # a fixed permutation: the same held-out images every time
+    merged = torch.cat([train.images, val.images])
+    assert sorted(map(bytes, merged.flatten(1).numpy())) == sorted(map(bytes, ds.images.flatten(1).numpy()))
+    test_accs, val_accs = [0.5, 0.9, 0.6, 0.7], [0.3, 0.2, 0.8, 0.4]
+    trainer = Trainer(TinyNet(), DeviceLoader(train, 40, train=True, seed=1, **NORM),
+                      DeviceLoader(ds, 50, train=False, **NORM),
+                      TrainConfig(epochs=4, lr=0.1, progress=False, tensorboard=False), str(tmp_path),
+                      log=lambda *a: None, val_loader=DeviceLoader(val, 50, train=False, **NORM))
+    real = trainer.evaluate
+
+    def planted(model=None, loader=None):
+        loss, _ = real(model, loader)
+        accs = val_accs if loader is trainer.val_loader else test_accs
+        return loss, accs[trainer.epoch]
+
+    trainer.evaluate = planted
+    result = trainer.fit()
+    assert result["selected_on"] == "val" and result["best_epoch"] == 3
+    assert result["best_prec1"] == 0.6 and result["best_val_prec1"] == 0.8  # not the best test accuracy, 0.9
+    assert torch.load(tmp_path / Trainer.BEST, weights_only=True)["epoch"] == 3
+    assert [h["val_prec1"] for h in trainer.history] == val_accs
+
+
+def test_val_split_through_a_script(tmp_path):
+    data = write_cifar(tmp_path / "data", n_train=96, n_test=32, seed=6)
+    summary = stage(L1_KEY, "train", ["--dataset", "cifar10", "--data", data, "--arch", "vgg", "--depth", "11",
+                                      "--width", "0.125", "--epochs", "2", "--val-split", "32", "--no-progress",
+                                      "--no-tensorboard", "--save", tmp_path / "run"], log=lambda *a: None)
+    assert summary["selected_on"] == "val" and summary["args"]["val_split"] == 32
+    assert 0 <= summary["best_val_prec1"] <= 1 and summary["best_epoch"] in (1, 2)
+    from utils.errors import UserError
+    with pytest.raises(UserError, match="--val-split 96"):
+        stage(L1_KEY, "train", ["--dataset", "cifar10", "--data", data, "--val-split", "96", "--epochs", "1",
+                                "--save", tmp_path / "bad"], log=lambda *a: None)

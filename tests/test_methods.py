@@ -131,3 +131,28 @@ def test_registering_needs_a_key_and_a_name():
         @register_method
         class Nameless(ChannelMethod):
             pass
+
+
+def test_calibration_loader_is_seeded_unaugmented_and_capped(data):
+    """ctx.calibration_loader(n): n distinct training images chosen by the seed, the test-time transform (the
+    same batches on every pass), all of the set (with a note) when n is larger."""
+    from utils.data import dataset_info, load_dataset
+    notes = []
+    ctx = PruneContext(NoHparams(), dataset="cifar10", data=data, seed=3, log=notes.append)
+    a, b = ctx.calibration_loader(10, batch_size=4), ctx.calibration_loader(10, batch_size=4)
+    xa = torch.cat([x for x, _ in a])
+    assert xa.shape == (10, 3, 32, 32) and torch.equal(xa, torch.cat([x for x, _ in b]))
+    assert torch.equal(xa, torch.cat([x for x, _ in a]))  # no augmentation: every pass is the same
+    other = torch.cat([x for x, _ in ctx.calibration_loader(10, batch_size=4, seed=4)])
+    assert not torch.equal(xa, other)
+    train, _ = load_dataset("cifar10", data)
+    info = dataset_info("cifar10")
+    pool = ((train.images.float() / 255 - torch.tensor(info.mean).view(1, 3, 1, 1))
+            / torch.tensor(info.std).view(1, 3, 1, 1))
+    matches = [(pool - img).abs().flatten(1).max(1).values.min().item() for img in xa]
+    assert max(matches) < 1e-5  # each one a training image, normalised as at test time
+    everything = ctx.calibration_loader(1000)
+    assert len(everything.labels) == 40 and any("more than the 40 training images" in n for n in notes)
+    from utils.errors import UserError
+    with pytest.raises(UserError, match="--calib-images 0"):
+        ctx.calibration_loader(0)
