@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 L1 = ROOT / "cifar" / "l1-norm-pruning"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one pytest worker per core: each computes with one thread (two on one core would spin against each other)
+    import torch
+    torch.set_num_threads(1)
 from utils.data import FASHION_MNIST_SYSTEM_DIR, find_fashion_mnist  # noqa: E402
 
 

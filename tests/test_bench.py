@@ -77,9 +77,40 @@ def test_latency_bench_prints_rows_with_the_flops_ratio_and_a_ratio_line():
         assert base > 0 and pruned > 0
         assert abs(speedup - base / pruned) <= 0.01 * speedup + 0.002
         assert abs(q - speedup / 1.379) <= 0.01
+        assert cells[8] in ("NCHW", "NHWC")  # both networks in the layout the pruned one runs fastest in
         quotients.append(q)
     m = re.fullmatch(r"ratio: ([0-9.]+)", lines[-1])
     assert m and abs(float(m.group(1)) - (quotients[0] * quotients[1]) ** 0.5) <= 0.02
+
+
+def test_the_deployed_form_computes_what_the_pruned_network_computes():
+    """bench/latency.py times networks with BN folded into convs and channel selections compacted: the same
+    function as the pruned network of the reference layout (eval mode)."""
+    import torch
+    from utils.methods import import_path
+    latency = import_path(str(LATENCY), "latency_bench_under_test")
+    base, pruned = latency.build_pair("slim-densenet40-40%", 0)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for net in (base, pruned):
+            want, got = net(x), latency.deployed(net)(x)
+            assert torch.allclose(want, got, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    folded = latency.deployed(latency.build_pair("resnet56-A", 0)[1])
+    assert not [m for m in folded.modules() if isinstance(m, torch.nn.BatchNorm2d)]  # every conv-BN pair folded
+
+
+def test_prune_cost_bench_times_every_layer():
+    proc = run([ROOT / "bench" / "prune_cost.py", "--images", 20, "--holdout-images", 0, "--batch-size", 10,
+                "--threads", 1])
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("machine: ")
+    rows = [line for line in lines if line.startswith("| conv")]
+    assert [r.split("|")[1].strip() for r in rows] == [f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3),
+                                                                                   (5, 3)) for i in range(1, n + 1)]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        before, after = float(cells[8]), float(cells[9])
+        assert 0 <= after <= before + 1e-9
 
 
 def test_train_step_bench_prints_both_loops_and_their_ratio():

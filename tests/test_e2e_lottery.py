@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, PYTHON, ROOT, run
+from conftest import HAVE_FASHION_MNIST, PYTHON, ROOT, run
 
 LT = ROOT / "lottery_ticket"
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -73,18 +73,16 @@ def test_killed_sweep_resumes_and_matches_an_uninterrupted_one(tmp_path, cifar_d
         assert ra[k]["density"] == pytest.approx(0.7 ** k, abs=k / total)
 
 
-BAR = 0.65  # chance is 0.10; these runs reach about 0.72-0.76
+# Final test accuracy over 3 seeds (tests/measure_margins.py, 2026-11-29; chance is 0.10): 0.740-0.763 (lowest:
+# dense 0.749, tickets 0.745 / 0.752, random-init controls 0.740 / 0.743); the bar lies 14 points below.
+BAR = 0.60
 
 
-@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Fashion-MNIST (make test gets it)")
 def test_two_rounds_on_fashion_mnist(tmp_path):
-    save = tmp_path / "sweep"
-    start = time.time()
-    run([LT / "iterate.py", "--arch", "vgg11_bn", "--depth", "11", "--width", "0.125", "--dataset", "fashionmnist",
-         "--train-subset", "3000", "--test-subset", "1000", "--rounds", "2", "--percent", "0.2", "--epochs", "3",
-         "--save", save, "--", "--schedule", "0.67", "--no-progress", "--no-tensorboard"], env=ENV)
-    elapsed = time.time() - start
-    rows = json.loads((save / "results.json").read_text())["rounds"]
+    import e2e
+    res = e2e.lottery(tmp_path, seed=1)
+    rows, save = res["rows"], res["root"]
     assert [r["round"] for r in rows] == [0, 1, 2]
     assert rows[0]["ticket"]["final_prec1"] >= BAR
     for r in rows[1:]:
@@ -94,7 +92,6 @@ def test_two_rounds_on_fashion_mnist(tmp_path):
     last = load(save / "round_2" / "ticket" / "checkpoint.pth.tar")
     assert all(torch.equal(last["state_dict"][k] != 0, m) for k, m in last["masks"].items())
     assert "| 2 | 0.6400 |" in (save / "RESULTS.md").read_text()
-    print(f"fashion-mnist sweep: {elapsed:.1f}s")
 
 
 SCRIPTS = ["iterate.py"] + [f"{d}/{s}.py" for d in ("weight-level", "l1-norm-pruning")

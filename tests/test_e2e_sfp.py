@@ -1,56 +1,29 @@
-"""A whole Soft Filter Pruning experiment on real Fashion-MNIST (Debian's dataset-fashion-mnist), each stage
-through its script: SFP training of ResNet-20, prune to the smaller network, fine-tune, scratch-E (the smaller
-network) and scratch-B (the reference's masked full-size network). The retrained models must learn (accuracy
-bar), scratch-B must run int(E x r) epochs with the nonzero-rule FLOPs ratio, and the masked run must keep
-the SFP zeros. CPU scale: 640 training images, batch 16, 3 epochs."""
-import json
-import os
-import time
+"""A whole Soft Filter Pruning experiment on real Fashion-MNIST through the scripts' command lines (tests/e2e.py):
+SFP training of ResNet-20, prune to the smaller network, fine-tune, scratch-E (the reference's masked full-size
+network) and scratch-B (the smaller network). The retrained models must learn (accuracy bar), scratch-B must run
+int(E x r) epochs with the dense-rule FLOPs ratio, and the masked run must keep the SFP zeros. CPU scale: 1280
+training images, batch 32, 3 epochs.
 
+Bars: final test accuracy over 3 seeds (tests/measure_margins.py, 2026-11-29; chance is 0.10) was 0.397-0.762,
+the widest spread of all the end-to-end tests (lowest per stage: sfp 0.397, fine-tune 0.529, scratch-E 0.560,
+scratch-B 0.465; seed 1 is the lowest). The bars lie 15 and 16 points below: 0.25 for the soft-pruned network
+itself, 0.30 for the retrained ones (three times chance)."""
 import pytest
 import torch
 
-from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, ROOT, run
+from conftest import HAVE_FASHION_MNIST
 
-SFP = ROOT / "cifar" / "soft-filter-pruning"
-pytestmark = pytest.mark.skipif(not HAVE_FASHION_MNIST,
-                                reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
-
-EPOCHS = 3
-BAR = 0.45  # best test accuracy over the epochs (as the reference selects); chance is 0.10
-ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+pytestmark = [pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Fashion-MNIST (make test gets it)"),
+              pytest.mark.usefixtures("one_thread")]
+SFP_BAR, BAR = 0.25, 0.30
 
 
 def test_sfp_experiment_on_fashion_mnist(tmp_path):
-    data = ["--dataset", "fashionmnist", "--data", FASHION_MNIST, "--test-subset", "300"]
-    train = data + ["--train-subset", "320", "--batch-size", "16", "--no-progress", "--no-tensorboard",
-                    "--device", "cpu", "--seed", "1"]
-    # the SFP schedule's shape at CPU scale: a one-epoch warm-up at half the LR (--gammas per milestone)
-    sched = ["--lr", "0.01", "--schedule", "1", "--gammas", "2"]
-    d = lambda name: tmp_path / name  # noqa: E731
-    pruned = d("pruned") / "pruned.pth.tar"
-    sfp_ckpt = d("sfp") / "checkpoint.pth.tar"
-    start = time.time()
-    run([SFP / "train.py", *train, *sched, "--arch", "resnet20", "--rate", "0.7", "--prune-layers", "inner",
-         "--epochs", EPOCHS, "--save", d("sfp")], env=ENV)
-    run([SFP / "prune.py", *data, "--model", sfp_ckpt, "--save", d("pruned")], env=ENV)
-    run([SFP / "finetune.py", *train, "--refine", pruned, "--epochs", 1, "--lr", "0.01", "--save", d("finetune")],
-        env=ENV)
-    # scratch-E the reference's way (the full network with the SFP zeros as a fixed mask), scratch-B the smaller
-    # network (its dense-rule r = 1.376 gives int(3 r) = 4 epochs; --prune-layers inner zeroes conv_a only, whose
-    # masked nonzero-rule r of about 1.2 would not reach a fourth epoch)
-    run([SFP / "scratch.py", *train, *sched, "--masked", "--scratch", sfp_ckpt, "--budget", "E", "--epochs", EPOCHS,
-         "--save", d("scratch-E")], env=ENV)
-    run([SFP / "scratch.py", *train, *sched, "--scratch", pruned, "--budget", "B", "--epochs", EPOCHS,
-         "--save", d("scratch-B")], env=ENV)
-    elapsed = time.time() - start
-
-    s = {name: json.loads((d(name) / "summary.json").read_text())
-         for name in ("sfp", "finetune", "scratch-E", "scratch-B")}
-    prune = json.loads((d("pruned") / "prune.json").read_text())
-    print(f"SFP Fashion-MNIST experiment: {elapsed:.0f} s wall; final / best accuracy "
-          + ", ".join(f"{n} {v['final_prec1']:.3f} / {v['best_prec1']:.3f}" for n, v in s.items()))
-    assert s["sfp"]["stage"] == "sfp" and s["sfp"]["epochs"] == EPOCHS
+    import e2e
+    res = e2e.sfp(tmp_path, seed=1)
+    s = {name: res[name] for name in ("sfp", "finetune", "scratch-E", "scratch-B")}
+    prune = res["prune"]
+    assert s["sfp"]["stage"] == "sfp" and s["sfp"]["epochs"] == e2e.SFP["epochs"]
     # every conv_a kept int(C * 0.7) filters: 16 -> 12 (4 zeroed), 32 -> 23 (9), 64 -> 45 (19)
     assert prune["cfg"] == [12] * 3 + [23] * 3 + [45] * 3
     assert prune["inner_removed"] == prune["inner_zeroed"] == 3 * (4 + 9 + 19)
@@ -58,17 +31,18 @@ def test_sfp_experiment_on_fashion_mnist(tmp_path):
     assert prune["inner_zeroed_constant_nonzero"] == 0 and prune["acc_after"] == prune["acc_before"]
     assert prune["flops_pruned"] < prune["flops_base"]
     assert s["finetune"]["cfg"] == s["scratch-B"]["cfg"] == prune["cfg"]
-    assert s["scratch-E"]["epochs"] == EPOCHS and s["scratch-E"]["cfg"] == prune["cfg_base"]
+    assert s["scratch-E"]["epochs"] == e2e.SFP["epochs"] and s["scratch-E"]["cfg"] == prune["cfg_base"]
     r = s["scratch-B"]["flops_ratio"]
     assert s["scratch-B"]["flops_rule"] == "dense" and r == pytest.approx(prune["flops_ratio"])
-    assert s["scratch-B"]["epochs"] == int(EPOCHS * r) == EPOCHS + 1
+    assert s["scratch-B"]["epochs"] == int(e2e.SFP["epochs"] * r) == e2e.SFP["epochs"] + 1
     assert s["scratch-B"]["schedule"] == [1]  # the one-epoch warm-up milestone is not stretched
+    assert s["sfp"]["final_prec1"] >= SFP_BAR, f"sfp reached only {s['sfp']['final_prec1']:.3f} on Fashion-MNIST"
     for name in ("finetune", "scratch-E", "scratch-B"):
-        assert s[name]["best_prec1"] >= BAR, f"{name} reached only {s[name]['best_prec1']:.3f} on Fashion-MNIST"
+        assert s[name]["final_prec1"] >= BAR, f"{name} reached only {s[name]['final_prec1']:.3f} on Fashion-MNIST"
 
     # the masked scratch-E network kept exactly the SFP checkpoint's zero pattern, 4/9/19 filters per conv_a
-    src = torch.load(sfp_ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    out = torch.load(d("scratch-E") / "checkpoint.pth.tar", map_location="cpu", weights_only=True)["state_dict"]
+    src = torch.load(tmp_path / "sfp" / "checkpoint.pth.tar", map_location="cpu", weights_only=True)["state_dict"]
+    out = torch.load(tmp_path / "scratch-E" / "checkpoint.pth.tar", map_location="cpu", weights_only=True)["state_dict"]
     convs = [k for k, v in src.items() if v.dim() == 4]
     assert len(convs) == 19
     for k in convs:

@@ -1,50 +1,37 @@
-"""A whole weight-level experiment on real Fashion-MNIST (Debian's dataset-fashion-mnist) through the scripts:
+"""A whole weight-level experiment on real Fashion-MNIST through the scripts' command lines (tests/e2e.py):
 train -> prune (50% of the conv weights) -> fine-tune, scratch-E, scratch-B. Every retrained model must learn
 (accuracy bar), scratch-B must train int(E x FLOPs(dense) / FLOPs(nonzero)) epochs, and the final weights of
-every stage must keep the mask's zeros. CPU scale: VGG-11-BN at 1/8 width, 2400 training images."""
-import json
-import os
+every stage must keep the mask's zeros. CPU scale: VGG-11-BN at 1/8 width, 2400 training images.
 
+Bar: final test accuracy over 3 seeds (tests/measure_margins.py, 2026-11-29; chance is 0.10) was 0.738-0.776
+(lowest per stage: baseline 0.750, fine-tune 0.748, scratch-E 0.744, scratch-B 0.738); the bar lies 13 points
+below the lowest."""
 import pytest
 import torch
 
-from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, ROOT, run
+from conftest import HAVE_FASHION_MNIST
 
-pytestmark = pytest.mark.skipif(not HAVE_FASHION_MNIST,
-                                reason="needs Debian's dataset-fashion-mnist (.ci/run installs it)")
-
-WL = ROOT / "cifar" / "weight-level"
-EPOCHS = 3
-PERCENT = 0.5
-BAR = 0.65  # chance is 0.10; these runs reach about 0.75
-ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+pytestmark = [pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Fashion-MNIST (make test gets it)"),
+              pytest.mark.usefixtures("one_thread")]
+BAR = 0.60
 
 
 def test_weight_level_experiment_on_fashion_mnist(tmp_path):
-    data = ["--dataset", "fashionmnist", "--test-subset", 500]
-    train = data + ["--train-subset", 2400, "--seed", 3, "--no-progress", "--no-tensorboard"]
+    import e2e
+    res = e2e.weight_level(tmp_path, seed=1)
+    c = e2e.WEIGHT_LEVEL
     pruned = tmp_path / "pruned" / "pruned.pth.tar"
-    run([WL / "train.py", *train, "--arch", "vgg11_bn", "--depth", 11, "--width", 0.125, "--epochs", EPOCHS,
-         "--schedule", 0.67, "--save", tmp_path / "baseline"], env=ENV)
-    run([WL / "prune.py", *data, "--percent", PERCENT, "--model", tmp_path / "baseline" / "checkpoint.pth.tar",
-         "--save", tmp_path / "pruned"], env=ENV)
-    run([WL / "finetune.py", *train, "--refine", pruned, "--epochs", 1, "--save", tmp_path / "finetune"], env=ENV)
-    for budget in ("E", "B"):
-        run([WL / "scratch.py", *train, "--scratch", pruned, "--budget", budget, "--epochs", EPOCHS,
-             "--schedule", 0.67, "--save", tmp_path / f"scratch-{budget}"], env=ENV)
-
-    prune = json.loads((tmp_path / "pruned" / "prune.json").read_text())
+    prune = res["prune"]
     total = prune["masked_weights"]
-    assert abs(prune["masked_weights_pruned"] - PERCENT * total) <= 2 + 0.01 * total  # + ties at the threshold
+    assert abs(prune["masked_weights_pruned"] - c["percent"] * total) <= 2 + 0.01 * total  # + ties at the threshold
     assert prune["flops_pruned"] < prune["flops_base"] and prune["params_pruned"] < prune["params_base"]
     assert prune["acc_before"] >= BAR and prune["acc_after"] > 0.3
     masks = torch.load(pruned, weights_only=True)["masks"]
 
-    summaries = {name: json.loads((tmp_path / name / "summary.json").read_text())
-                 for name in ("baseline", "finetune", "scratch-E", "scratch-B")}
+    summaries = {name: res[name] for name in ("baseline", "finetune", "scratch-E", "scratch-B")}
     assert summaries["finetune"]["epochs"] == 1
-    assert summaries["scratch-E"]["epochs"] == EPOCHS
-    assert summaries["scratch-B"]["epochs"] == int(EPOCHS * prune["flops_base"] / prune["flops_pruned"]) > EPOCHS
+    assert summaries["scratch-E"]["epochs"] == c["epochs"]
+    assert summaries["scratch-B"]["epochs"] == int(c["epochs"] * prune["flops_base"] / prune["flops_pruned"]) > c["epochs"]
     for name, s in summaries.items():
         assert s["final_prec1"] >= BAR, f"{name} reached only {s['final_prec1']:.3f} on Fashion-MNIST"
         if name != "baseline":

@@ -116,12 +116,12 @@ def test_prune_script_writes_the_per_layer_record_and_keeps_the_paper_layers(dat
     # the paper's rule: every conv before the last pooling halves, the last block (conv11-13) is untouched
     last_pool = max(i for i, v in enumerate(base) if v == "M")
     assert record["cfg"] == [v if v == "M" or i > last_pool else int(v * 0.5) for i, v in enumerate(base)]
-    assert [r["layer"] for r in record["layers"]] == [f"conv{k}" for k in range(1, 11)]
-    for r in record["layers"]:
+    assert [r["layer"] for r in record["layer_records"]] == [f"conv{k}" for k in range(1, 11)]
+    for r in record["layer_records"]:
         assert 0 <= r["error_after"] <= r["error_before"] + 1e-12 and r["samples"] == 60 * 10
         assert len(r["kept_channels"]) == r["kept"] == r["channels"] // 2
     on_disk = json.loads((tmp_path / "p" / "prune.json").read_text())
-    assert on_disk["layers"] == record["layers"] and on_disk["flops_pruned"] < on_disk["flops_base"]
+    assert on_disk["layer_records"] == record["layer_records"] and on_disk["flops_pruned"] < on_disk["flops_base"]
     ckpt = torch.load(tmp_path / "p" / "pruned.pth.tar", weights_only=True)
     assert ckpt["cfg"] == record["cfg"] and ckpt["prune"]["method"] == "thinet"
 
@@ -134,7 +134,7 @@ def test_resnet_layers_are_block_first_convs_and_a_layer_choice(data, tmp_path):
     record = stage(KEY, "prune", ["--model", tmp_path / "r.pth.tar", "--dataset", "cifar10", "--data", data,
                                   "--percent", "0.25", "--calib-images", "40", "--layers", "layer2.1.conv1",
                                   "layer1.0.conv1", "--save", tmp_path / "p"], log=lambda *a: None)
-    assert [r["layer"] for r in record["layers"]] == ["layer1.0.conv1", "layer2.1.conv1"]  # from the input on
+    assert [r["layer"] for r in record["layer_records"]] == ["layer1.0.conv1", "layer2.1.conv1"]  # from the input on
     assert record["cfg"] == [12, 16, 16, 32, 24, 32, 64, 64, 64]
 
 

@@ -109,4 +109,4 @@ class ThiNet(ChannelMethod):
         return fine_tune
 
     def describe(self, model, keep, ctx):
-        return {"layers": ctx.records.get("layers", []), "keep_fraction": 1 - ctx.hparams.percent}
+        return {"layer_records": ctx.records.get("layers", []), "keep_fraction": 1 - ctx.hparams.percent}
