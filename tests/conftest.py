@@ -99,3 +99,36 @@ def stage(key, name, argv, log=print):
     """A stage script's command line run in this process (no interpreter start-up): its record."""
     from utils.cli import main
     return main(key, name, name, [str(a) for a in argv], log=log)
+
+
+def run_in_process(script, argv):
+    """A script run as ``python script argv...`` would, but in this process (no interpreter start-up): its exit
+    status, stdout and stderr, a traceback included. For checks of what a user sees (one-line errors, exit codes);
+    what only a separate process shows (signals, the interpreter itself) still needs ``run``."""
+    import contextlib
+    import io
+    import runpy
+    import signal
+    import traceback
+    import warnings
+    from types import SimpleNamespace
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv, signal.getsignal(signal.SIGTERM), warnings.formatwarning, warnings.filters[:]
+    sys.argv = [str(script)] + [str(a) for a in argv]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.simplefilter("always")  # as a fresh process shows each warning
+            try:
+                runpy.run_path(str(script), run_name="__main__")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # what a process would die of, printed as it would be
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        sys.argv = saved[0]
+        signal.signal(signal.SIGTERM, saved[1])
+        warnings.formatwarning = saved[2]
+        warnings.filters[:] = saved[3]
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import L1, PYTHON, ROOT, write_cifar
+from conftest import L1, PYTHON, ROOT, run_in_process, write_cifar
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SMALL = ["--arch", "vgg", "--depth", "11", "--width", "0.125", "--no-progress", "--no-tensorboard",
@@ -132,17 +132,24 @@ def run_script(argv):
                           timeout=300)
 
 
+# a few cases also as separate processes: the one-line contract must hold for the interpreter as users start it
+IN_A_PROCESS = ("missing_dataset", "corrupt_random_bytes", "text_file_as_checkpoint", "unwritable_save_train")
+
+
 @pytest.fixture(scope="module")
-def results(files):
-    """Every bad command, run three at a time (each pays the torch import)."""
+def results(files, one_thread):
+    """Every bad command, run as the script would run (in this process: no interpreter start-up per case), and
+    IN_A_PROCESS also as real processes, in parallel."""
     table = cases(files)
     jobs = {name: argv for name, (argv, _, _) in table.items()}
     nan_save = files["root"] / "out" / "nan"
     jobs["nan_lr"] = [L1 / "train.py", "--dataset", "cifar10", "--data", files["data"], *SMALL, "--epochs", "2",
                       "--lr", "1e30", "--save", nan_save]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(run_script, argv) for name, argv in jobs.items()}
-        return {name: f.result() for name, f in futures.items()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_script, jobs[name]) for name in IN_A_PROCESS}
+        out = {name: run_in_process(argv[0], argv[1:]) for name, argv in jobs.items()}
+        out.update({f"{name} (process)": f.result() for name, f in futures.items()})
+    return out
 
 
 def error_lines(stderr):
@@ -163,9 +170,9 @@ def test_case_table_is_complete(files):
     assert sorted(cases(files)) == sorted(CASE_NAMES)
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+@pytest.mark.parametrize("name", CASE_NAMES + [f"{n} (process)" for n in IN_A_PROCESS])
 def test_bad_input_is_one_line_and_writes_nothing(name, files, results):
-    argv, named, save = cases(files)[name]
+    argv, named, save = cases(files)[name.replace(" (process)", "")]
     proc = results[name]
     assert proc.returncode != 0, f"{name}: exit 0\n{proc.stdout[-2000:]}"
     assert "Traceback" not in proc.stderr, proc.stderr

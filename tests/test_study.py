@@ -262,16 +262,18 @@ def test_quick_study_on_fashion_mnist_writes_the_table_skips_and_resumes(tmp_pat
     md = (out / "results" / "results.md").read_text()
     assert "CPU-scale study on fashionmnist" in md and "the first 256 training images" in md
     rows = [line for line in md.splitlines() if line.startswith("| fashionmnist |")]
-    assert len(rows) == 1 and rows[0].startswith("| fashionmnist | vgg-16 | l1-norm | A | ")
+    assert len(rows) == 1 and rows[0].startswith("| fashionmnist | vgg-16 x0.125 | l1-norm | A | ")  # at --width
     assert "missing" not in rows[0] and rows[0].count("(1)") == 4
     assert (out / "results" / "results.csv").read_text().count("\n") == 2
 
-    # a second invocation trains nothing
-    files = sorted(out.rglob("*.json")) + sorted(out.rglob("*.pth.tar"))
+    # a second invocation trains nothing; only OUT/study.json records it (for the table's wall time)
+    files = [p for p in sorted(out.rglob("*.json")) + sorted(out.rglob("*.pth.tar")) if p.name != "study.json"]
     mtimes = {p: p.stat().st_mtime_ns for p in files}
     proc = run(args, env=ENV, timeout=600)
     assert "0 step(s) run, 5 skipped" in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+    runs = json.loads((out / "study.json").read_text())["invocations"]
+    assert [r["steps_run"] for r in runs] == [5, 0]
 
     # an interrupted stage (checkpoint, no summary) continues with --resume auto; nothing else runs
     (seed / "scratch-B" / "summary.json").unlink()

@@ -101,9 +101,10 @@ def parse(method, stage, description, argv):
     # the method's spelling of --arch (slimming's 'resnet'; SFP's 'resnet56' = resnet_sfp, depth 56)
     arch, depth = getattr(ns, "arch", None), getattr(ns, "depth", None)
     if depth is not None and not named(argv, _option_strings(parser, "depth")):
-        depth = None  # a default depth yields to the one an --arch spelling carries (SFP's resnet20)
-        if arch is not None and not isinstance(method.arch_aliases.get(arch), tuple):
-            depth = ns.depth
+        # the default depth goes with the default arch; another --arch brings its own (SFP's resnet20: 20)
+        arch_action = next((a for a in parser._actions if a.dest == "arch"), None)
+        if arch_action is None or arch != arch_action.default:
+            depth = None
     if arch is not None:
         arch, depth = stages.resolve_alias(method, arch, depth)
         entry = model_entry(arch)

@@ -81,7 +81,7 @@ class TrainArgs:
 
 @dataclass
 class ModelArgs:
-    arch: str = hp("vgg", "architecture")
+    arch: Optional[str] = hp(None, "architecture (a stage script's default: its method's)")
     depth: Optional[int] = hp(None, "depth (default: the architecture's)")
 
 
@@ -358,6 +358,8 @@ def check_method_arch(method, arch, depth, flag="--arch"):
 
 def train(method, model_args, data_args, train_args, hparams, *, options=None, log=print):
     """Train a fresh network (the baseline, or the method's own training: its hooks, objective, optimizer)."""
+    if model_args.arch is None:
+        raise UserError("--arch is required")
     entry = model_entry(model_args.arch)
     check_method_arch(method, entry.name, model_args.depth)
     info = dataset_info(data_args.dataset)
