@@ -3,4 +3,5 @@ from .registry import (ModelSpec, build_from_spec, create_model, default_cfg, li
                        model_entry, resolve_arch, scale_cfg)
 from . import vgg, resnet, preresnet, densenet, resnet_wl, resnet_sfp  # noqa: F401,E402  (registration)
 from . import bearpaw  # noqa: F401,E402  (weight-level VGG/PreResNet/DenseNet)
+from . import imagenet  # noqa: F401,E402  (ImageNet ResNet/VGG/SSS PreResNet)
 from .layers import ChannelGroup, ChannelSelection  # noqa: F401,E402

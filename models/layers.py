@@ -73,6 +73,8 @@ class ChannelGroup:
     K (positions 0..width-1) slices dim 0 of every tensor of the ``out`` modules (a conv's filters, its BN's
     four vectors), dim 1 of the ``inp`` modules' weights (the consumers), and for channel selection
     narrows the ``select`` modules' kept set; the ``mask`` BNs feed a selection layer and stay whole.
+    ``inp_spatial`` is the number of consecutive input features per channel of the ``inp`` consumers: 1 for a
+    conv, H*W for a Linear reading a flattened C x H x W map (ImageNet VGG heads: 49).
     """
     cfg_index: int
     name: str
@@ -80,6 +82,7 @@ class ChannelGroup:
     inp: list = field(default_factory=list)
     select: list = field(default_factory=list)
     mask: list = field(default_factory=list)
+    inp_spatial: int = 1
 
 
 def selection_group(cfg_index, unit, bn, consumer, compact):

@@ -9,8 +9,12 @@ An entry may declare ``options``: a dataclass of the flags a user sets when trai
 (``--width`` of the VGGs, ``--detach-shortcut`` of the L1 ResNet, ...), each field's metadata holding its help
 text, that checks its values and turns them into constructor arguments (``kwargs(arch, depth)``). Scripts offer
 exactly the options of the architectures they train; generic code names no architecture.
+
+An entry's ``family`` says which inputs it is made for: "cifar" (32 px and below, 10/100 classes) or "imagenet"
+(224 px, 1000 classes, still runnable at 32-64 px); ``list_models(family)`` lists one family.
 """
 import copy
+import inspect
 from dataclasses import dataclass, field
 
 from errors import UserError
@@ -27,13 +31,15 @@ class ModelEntry:
     default_depth: int
     description: str
     options: type = None  # dataclass of the architecture's own flags, or None
+    family: str = "cifar"  # "cifar": small-image networks (32 px and below); "imagenet": the 224 px networks
 
 
-def register_model(name, depths, default_depth, aliases=(), options=None):
+def register_model(name, depths, default_depth, aliases=(), options=None, family="cifar"):
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, fn, tuple(depths), default_depth, (fn.__doc__ or "").strip(), options)
+        _REGISTRY[name] = ModelEntry(name, fn, tuple(depths), default_depth, (fn.__doc__ or "").strip(), options,
+                                     family)
         for a in aliases:
             _ALIASES[a] = name
         return fn
@@ -46,8 +52,9 @@ def option_kwargs(arch, depth, options):
 
 
 
-def list_models():
-    return sorted(_REGISTRY)
+def list_models(family=None):
+    """Registered names, all or those of one family ("cifar", "imagenet")."""
+    return sorted(n for n, e in _REGISTRY.items() if family is None or e.family == family)
 
 
 def resolve_arch(arch):
@@ -87,8 +94,17 @@ class ModelSpec:
                    cfg=copy.deepcopy(d["cfg"]), options=dict(d.get("options") or {}))
 
 
-def create_model(arch, depth=None, num_classes=10, in_channels=3, image_size=32, cfg=None, **options):
+def _fn_default(fn, name):
+    return inspect.signature(fn).parameters[name].default
+
+
+def create_model(arch, depth=None, num_classes=None, in_channels=None, image_size=None, cfg=None, **options):
+    """``arch`` built; geometry left as None takes the constructor's default (CIFAR: 10 classes, 3x32x32;
+    ImageNet: 1000 classes, 3x224x224)."""
     entry = model_entry(arch)
+    num_classes = _fn_default(entry.fn, "num_classes") if num_classes is None else num_classes
+    in_channels = _fn_default(entry.fn, "in_channels") if in_channels is None else in_channels
+    image_size = _fn_default(entry.fn, "image_size") if image_size is None else image_size
     depth = entry.default_depth if depth is None else int(depth)
     if depth not in entry.depths:
         raise UserError(f"--depth {depth} is not available for --arch {entry.name} "

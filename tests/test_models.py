@@ -10,7 +10,7 @@ from models.layers import ChannelSelection
 from utils.checkpoint import save_checkpoint, spec_fields
 from utils.errors import UserError
 
-ARCHS = list_models()
+ARCHS = list_models(family="cifar")  # the ImageNet zoo has its own tests (test_imagenet_models.py)
 # A small depth per architecture for the tests that do not need the paper's network.
 SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20}
 # weight-level (bearpaw) models: each VGG has its one depth; preresnet_wl-20 is the basic-block variant

@@ -17,6 +17,7 @@ WEIGHT_LEVEL_SMALL = {**{f"vgg{d}{bn}": d for d in (11, 13, 16, 19) for bn in ("
 SMALL.update(WEIGHT_LEVEL_SMALL)
 SMALL.setdefault("resnet_wl", 20)  # the lottery-ticket / weight-level CIFAR ResNet
 RTOL, ATOL = 1e-4, 1e-5
+CIFAR_ARCHS = list_models(family="cifar")  # the ImageNet zoo: test_imagenet_models.py
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -75,7 +76,7 @@ def expected_tensors(model, keep):
     return state
 
 
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", CIFAR_ARCHS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_prune_equals_zero(arch, seed):
     model = randomised(arch, seed)
@@ -136,7 +137,7 @@ def test_prune_equals_zero(arch, seed):
         assert torch.equal(rebuilt(x), out_pruned)
 
 
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", CIFAR_ARCHS)
 def test_prune_everything_but_one_channel_everywhere(arch):
     model = randomised(arch, 7)
     keep = {g.cfg_index: [model.cfg[g.cfg_index] - 1] for g in model.channel_groups()}
@@ -147,7 +148,7 @@ def test_prune_everything_but_one_channel_everywhere(arch):
     assert all(pruned.cfg[i] == 1 for i in keep)
 
 
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", CIFAR_ARCHS)
 def test_pruning_to_zero_channels_is_a_user_error(arch):
     model = create_model(arch, SMALL[arch])
     if not model.channel_groups():

@@ -52,8 +52,11 @@ def prune_channels(model, keep):
         for m in g.out:
             for key in _tensors_of(state, m):
                 slices.setdefault(key, {})[0] = kept
+        inp_index = kept
+        if g.inp_spatial != 1:  # a flattened map: channel k is features k*S .. k*S+S-1
+            inp_index = (kept[:, None] * g.inp_spatial + torch.arange(g.inp_spatial)).flatten()
         for m in g.inp:
-            slices.setdefault(m + ".weight", {})[1] = kept
+            slices.setdefault(m + ".weight", {})[1] = inp_index
         for m in g.select:
             sel = torch.tensor(_selection(model, m).selected(), dtype=torch.long)
             new_selected[m] = sel[kept].tolist()
@@ -83,7 +86,8 @@ def prune_channels(model, keep):
 
 
 def zero_channels(model, keep):
-    """A copy of ``model`` in which every channel not in ``keep`` outputs exactly zero before its ReLU."""
+    """A copy of ``model`` in which every channel not in ``keep`` outputs exactly zero before its ReLU (a channel
+    that only a selection passes on: is ignored by its consumers)."""
     plan = _normalise_keep(model, keep)
     masked = copy.deepcopy(model)
     with torch.no_grad():
@@ -100,6 +104,12 @@ def zero_channels(model, keep):
                 bn = masked.get_submodule(m)
                 bn.weight[sel[removed]] = 0
                 bn.bias[sel[removed]] = 0
+            if g.select and not g.mask and not g.out:
+                # a selection straight off the residual stream (ResNet-50-2x): nothing produces these channels
+                # alone, so the consumers ignore them instead
+                for m in g.inp:
+                    w = masked.get_submodule(m).weight
+                    w[:, removed.repeat_interleave(g.inp_spatial)] = 0
     return masked
 
 

@@ -49,7 +49,7 @@ class LotteryWeightLevel(LotteryTraining, MaskMethod):
     key = "lottery_ticket/weight-level"
     name = "lottery-weight-level"
     paper = "Frankle & Carbin, The Lottery Ticket Hypothesis, ICLR 2019 (as re-run by Liu et al., ICLR 2019)"
-    archs = {name: model_entry(name).depths for name in list_models()}  # any conv net of the zoo
+    archs = {name: model_entry(name).depths for name in list_models(family="cifar")}  # any CIFAR net of the zoo
     Hparams = WeightPruneArgs
     defaults = {"train": {"arch": "vgg16_bn", "depth": 16}, "scratch": {"save": "./logs/lottery/scratch"}}
 
