@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from errors import UserError
 
 from .layers import ChannelGroup, ChannelSelection, check_selection
-from .registry import create_model, register_model
+from .registry import create_model, register_model, scale_cfg
+from .vgg import WidthOptions
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 RESNET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
@@ -389,7 +390,15 @@ class SlimmingVGG(nn.Module):
             ChannelGroup(n - 1, "fc2", out=["classifier.3", "classifier.4"], inp=["classifier.6"])]
 
 
-@register_model("imagenet_vgg_slim", depths=(11, 13, 16, 19), default_depth=11, family="imagenet")
+class SlimVGGOptions(WidthOptions):
+    """--width for slimming's VGG: every conv and hidden FC width times the factor (CPU-scale runs)."""
+
+    def kwargs(self, arch, depth):
+        return {} if self.width == 1.0 else {"cfg": scale_cfg(VGG_CONVS[depth] + [4096, 4096], self.width)}
+
+
+@register_model("imagenet_vgg_slim", depths=(11, 13, 16, 19), default_depth=11, family="imagenet",
+                options=SlimVGGOptions)
 def imagenet_vgg_slim(depth, num_classes=1000, in_channels=3, image_size=224, cfg=None):
     """ImageNet VGG-BN of network slimming; cfg = conv widths and 'M's, then the two hidden FC widths."""
     cfg = list(VGG_CONVS[depth]) + [4096, 4096] if cfg is None else cfg

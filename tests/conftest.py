@@ -132,3 +132,21 @@ def run_in_process(script, argv):
         warnings.formatwarning = saved[2]
         warnings.filters[:] = saved[3]
     return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def write_jpeg_tree(root, classes=3, train_per_class=6, val_per_class=2, seed=0, sizes=((40, 52), (48, 36), (33, 61))):
+    """A small ImageFolder tree (train/<class>/*.JPEG, val/<class>/*.JPEG) of real JPEG files of varied sizes, each
+    class a different mean colour so that a model can learn something."""
+    import torch
+    from torchvision.io import encode_jpeg
+    g = torch.Generator().manual_seed(seed)
+    for split, per in (("train", train_per_class), ("val", val_per_class)):
+        for c in range(classes):
+            folder = Path(root) / split / f"n{c:08d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per):
+                h, w = sizes[(c + i) % len(sizes)]
+                base = torch.tensor([(c * 97) % 256, (c * 57 + 80) % 256, (c * 31 + 160) % 256]).view(3, 1, 1)
+                img = (base + torch.randint(-40, 40, (3, h, w), generator=g)).clamp(0, 255).to(torch.uint8)
+                (folder / f"img{i}.JPEG").write_bytes(encode_jpeg(img, quality=90).numpy().tobytes())
+    return str(root)

@@ -153,7 +153,6 @@ def lottery(root, seed=1):
     return {"rows": rows, "root": save}
 
 
-EXPERIMENTS = {"demo": demo, "slimming": slimming, "weight_level": weight_level, "sfp": sfp, "lottery": lottery}
 
 
 def accuracies(name, res):
@@ -170,3 +169,56 @@ def accuracies(name, res):
 def write_margins(path, table):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Path(path).write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ ImageNet path
+IMAGENET = {"train_per_class": 300, "val_per_class": 50, "image": 36, "input_size": 32, "epochs": 7}
+
+
+def fashion_mnist_tree(root, train_per_class=IMAGENET["train_per_class"], val_per_class=IMAGENET["val_per_class"],
+                       size=IMAGENET["image"]):
+    """Fashion-MNIST written once as an ImageFolder JPEG tree (train/<class>/, val/<class>/): the first images of
+    each class of its training and test sets, 3-channel, upscaled to ``size`` px, JPEG quality 90."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.io import encode_jpeg
+    from utils.data import load_dataset
+    root = Path(root)
+    if (root / "done").exists():
+        return str(root)
+    train, test = load_dataset("fashionmnist", FASHION_MNIST)
+    for split, ds, per in (("train", train, train_per_class), ("val", test, val_per_class)):
+        for c in range(10):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            index = torch.nonzero(ds.labels == c).flatten()[:per]
+            images = F.interpolate(ds.images[index].float(), size=(size, size), mode="bilinear", align_corners=False)
+            images = images.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+            for i, img in zip(index.tolist(), images):
+                (folder / f"{i}.JPEG").write_bytes(encode_jpeg(img.contiguous(), quality=90).numpy().tobytes())
+    (root / "done").write_text("")
+    return str(root)
+
+
+def imagenet_l1(root, seed=1, tree=None):
+    """The ImageNet scripts end to end on the Fashion-MNIST JPEG tree (32 px crops): ResNet-34 at width 1/8
+    trained from scratch, pruned by the ResNet-34-A rule, fine-tuned, scratch-E, scratch-B (cap rule)."""
+    key, root, c = "imagenet/l1-norm-pruning", Path(root), IMAGENET
+    tree = tree or fashion_mnist_tree(root / "tree")
+    data = ["--data", tree, "--input-size", c["input_size"], "--workers", 0, "--test-batch-size", 250]
+    train = data + ["--seed", seed, "--batch-size", 64, "--loader", "fast"] + QUIET
+    pruned = root / "pruned" / "pruned.pth.tar"
+    stage(key, "train", train + ["--arch", "resnet", "--depth", 34, "--width", 0.125, "--epochs", c["epochs"],
+                                 "--schedule", 5, "--save", root / "baseline"], log=NOLOG)
+    stage(key, "prune", data + ["-v", "A", "--model", root / "baseline" / "checkpoint.pth.tar", "--save",
+                                root / "pruned"], log=NOLOG)
+    stage(key, "finetune", train + ["--refine", pruned, "--epochs", 1, "--lr", 0.01, "--save", root / "finetune"],
+          log=NOLOG)
+    for budget in ("E", "B"):
+        stage(key, "scratch", train + ["--scratch", pruned, "--budget", budget, "--epochs", c["epochs"],
+                                       "--schedule", 5, "--save", root / f"scratch-{budget}"], log=NOLOG)
+    return results(root, ("baseline", "finetune", "scratch-E", "scratch-B"))
+
+
+EXPERIMENTS = {"demo": demo, "slimming": slimming, "weight_level": weight_level, "sfp": sfp, "lottery": lottery,
+               "imagenet_l1": imagenet_l1}

@@ -185,8 +185,11 @@ def test_normalisation_constants_are_the_references():
     assert dataset_info("cifar10").num_classes == 10 and dataset_info("cifar100").num_classes == 100
     fm = dataset_info("fashionmnist")
     assert (fm.in_channels, fm.image_size, fm.num_classes, len(fm.mean), len(fm.std)) == (1, 28, 10, 1, 1)
-    with pytest.raises(UserError, match="imagenet"):
-        dataset_info("imagenet")
+    inet = dataset_info("imagenet")  # reference.md 1.2
+    assert (inet.mean, inet.std, inet.image_size, inet.num_classes) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                                                                        224, 1000)
+    with pytest.raises(UserError, match="svhn"):
+        dataset_info("svhn")
 
 
 def test_channels_last_keeps_values(cifar_data):

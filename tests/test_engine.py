@@ -180,7 +180,7 @@ def test_multistep_lr_at_int_fractions_of_the_epochs(tmp_path, epochs, schedule,
 def test_model_best_rewritten_only_on_strict_improvement(tmp_path):
     accs = [0.5, 0.5, 0.7, 0.6, 0.7]
     trainer = make_trainer(tmp_path, n=16, batch=16, epochs=len(accs))
-    trainer.evaluate = lambda *a, **k: (1.0, accs[trainer.epoch])
+    trainer.evaluate = lambda *a, top5=False, **k: (1.0, accs[trainer.epoch]) + ((1.0,) if top5 else ())
     best = tmp_path / Trainer.BEST
     seen = []
 
@@ -449,10 +449,10 @@ def test_val_split_selects_on_held_out_training_images_not_the_test_set(tmp_path
                       log=lambda *a: None, val_loader=DeviceLoader(val, 50, train=False, **NORM))
     real = trainer.evaluate
 
-    def planted(model=None, loader=None):
+    def planted(model=None, loader=None, top5=False):
         loss, _ = real(model, loader)
         accs = val_accs if loader is trainer.val_loader else test_accs
-        return loss, accs[trainer.epoch]
+        return (loss, accs[trainer.epoch]) + ((1.0,) if top5 else ())
 
     trainer.evaluate = planted
     result = trainer.fit()
@@ -473,3 +473,19 @@ def test_val_split_through_a_script(tmp_path):
     with pytest.raises(UserError, match="--val-split 96"):
         stage(L1_KEY, "train", ["--dataset", "cifar10", "--data", data, "--val-split", "96", "--epochs", "1",
                                 "--save", tmp_path / "bad"], log=lambda *a: None)
+
+
+def test_top5_is_recorded_and_counts_a_label_anywhere_in_the_five_best_logits():
+    from utils.engine import evaluate_topk
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    logits = torch.tensor([[9., 8, 7, 6, 5, 4, 0], [0, 1, 2, 3, 4, 5, 9], [5, 4, 3, 2, 1, 0, 9]])
+    labels = torch.tensor([0, 1, 5])  # top-1; 6th best; last
+    loss, top1, top5 = evaluate_topk(Fixed(), [(logits, labels)], "cpu")
+    assert top1 == pytest.approx(1 / 3) and top5 == pytest.approx(1 / 3)
+    labels = torch.tensor([4, 2, 0])  # 5th best, 5th best, 2nd best: all in the top 5, none top-1
+    _, top1, top5 = evaluate_topk(Fixed(), [(logits, labels)], "cpu")
+    assert top1 == 0 and top5 == 1

@@ -147,7 +147,9 @@ def load_checkpoint(path, flag="--model"):
         raise UserError(f"{flag} {path}: corrupt checkpoint (its contents do not match the checksum stored when "
                         f"it was written: the file was damaged since)")
     ckpt.pop(CHECKSUM_KEY, None)
-    ckpt["state_dict"] = {k[7:] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
+    # DataParallel prefixes: the whole model (module.) or, for the reference's ImageNet VGGs, only the features
+    ckpt["state_dict"] = {(k[7:] if k.startswith("module.") else k).replace("features.module.", "features.", 1): v
+                          for k, v in ckpt["state_dict"].items()}
     return ckpt
 
 
@@ -175,10 +177,14 @@ def model_from_checkpoint(ckpt, path, flag="--model", arch=None, depth=None, dat
         if arch is not None and resolve_arch(arch) != spec.arch or depth is not None and int(depth) != spec.depth:
             asked = arch if depth is None else f"{arch or spec.arch}-{depth}"  # only what was asked for
             raise UserError(f"{flag} {path}: checkpoint holds {spec.arch}-{spec.depth}, not {asked} (--arch/--depth)")
-        if dataset_info is not None and (spec.num_classes, spec.in_channels) != (dataset_info.num_classes,
-                                                                                  dataset_info.in_channels):
-            raise UserError(f"{flag} {path}: checkpoint was trained on {ckpt.get('dataset')}, "
-                            f"not {dataset_info.name} (--dataset)")
+        if dataset_info is not None:
+            known = getattr(dataset_info, "classes_known", True)  # an ImageFolder tree not read: its own count
+            if spec.in_channels != dataset_info.in_channels or (known and spec.num_classes != dataset_info.num_classes):
+                if ckpt.get("dataset") == dataset_info.name:
+                    raise UserError(f"{flag} {path}: checkpoint has {spec.num_classes} classes, the {dataset_info.name} "
+                                    f"data given has {dataset_info.num_classes} (--data)")
+                raise UserError(f"{flag} {path}: checkpoint was trained on {ckpt.get('dataset')}, "
+                                f"not {dataset_info.name} (--dataset)")
         model = build_from_spec(spec)
     else:
         if arch is None or depth is None:

@@ -38,6 +38,16 @@ def _stage_table():
     }
 
 
+def stage_classes(method, stage):
+    """The stage's argument dataclasses for ``method``: an ImageFolder method (ImageNet) reads its data with the
+    ImageNet data arguments (--loader, --workers, --input-size, --augment)."""
+    classes, _, _ = _stage_table()[stage]
+    if not getattr(method, "image_folder", False):
+        return classes
+    swap = {stages.DataArgs: stages.ImageDataArgs, stages.EvalDataArgs: stages.ImageEvalDataArgs}
+    return tuple(swap.get(c, c) for c in classes)
+
+
 def method_of_script(path):
     """The method registered under a script's folder (its key is the folder, relative to the repository)."""
     return get_method(os.path.relpath(os.path.dirname(os.path.abspath(path)), ROOT).replace(os.sep, "/"))
@@ -63,7 +73,8 @@ def _option_strings(parser, dest):
 
 def build(method, stage, description):
     """(parser, argument classes, {architecture option field: (its flags, the archs that have it)})."""
-    classes, _, base_defaults = _stage_table()[stage]
+    _, _, base_defaults = _stage_table()[stage]
+    classes = stage_classes(method, stage)
     defaults = {**base_defaults, **method.defaults.get(stage, {})}
     parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     added = set()
@@ -237,7 +248,7 @@ class Call:
     def from_json(cls, text):
         d = json.loads(text)
         method = get_method(d["method"])
-        classes, _, _ = _stage_table()[d["stage"]]
+        classes = stage_classes(method, d["stage"])
         args = tuple(given_again(c, a) for c, a in zip(classes, d["args"]))
         hparams = method.hparams_for(d["stage"])(**d["hparams"]["values"]) if d["hparams"] else None
         options = None

@@ -35,12 +35,20 @@ class DatasetInfo:
     image_size: int
     mean: tuple
     std: tuple
+    classes_known: bool = True  # False: an ImageFolder dataset whose tree was not read (its classes are its folders)
 
 
 @dataclass
 class TensorDataset:
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64, N
+
+    def __len__(self):
+        return self.labels.numel()
+
+    def select(self, index):
+        index = torch.as_tensor(index, dtype=torch.long)
+        return TensorDataset(self.images[index], self.labels[index])
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class DatasetEntry:
     how_to_get: str            # one clause, for messages
     download: object = None    # root -> None: fetch into root (torchvision), where the network allows
     also: tuple = field(default_factory=tuple)  # folders searched after ./data
+    folder: bool = False       # an ImageFolder tree read from disk batch by batch (its classes are its folders)
 
 
 _DATASETS = {}
@@ -230,6 +239,59 @@ register_dataset(DatasetEntry(
     also=(FASHION_MNIST_SYSTEM_DIR,)))
 
 
+# ------------------------------------------------------------------------------- ImageFolder (ImageNet)
+def _folder_root(directory):
+    from utils.imagefolder import folder_root
+    return folder_root(directory)
+
+
+def _read_folder(root):
+    from utils.imagefolder import read_folder
+    return read_folder(root)
+
+
+register_dataset(DatasetEntry(
+    DatasetInfo("imagenet", 1000, 3, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    root_of=_folder_root, read=_read_folder, layout="train/<class>/<images> and val/<class>/<images> (ImageFolder)",
+    how_to_get="pass --data DIR, the folder holding ImageNet's train/ and val/ class folders (any ImageFolder tree "
+               "works: the classes are its folders)", folder=True))
+
+
+def run_info(name, data_dir=None, input_size=None):
+    """The DatasetInfo a run uses: the registry's, except that an ImageFolder tree found at ``data_dir`` gives its
+    own number of classes, and ``input_size`` (--input-size) the image size its networks are built for."""
+    info = dataset_info(name)
+    if not _DATASETS[name].folder:
+        return info
+    import dataclasses
+    from utils.imagefolder import count_classes
+    n = count_classes(data_dir) if data_dir else None
+    return dataclasses.replace(info, num_classes=n or info.num_classes, image_size=input_size or info.image_size,
+                               classes_known=n is not None)
+
+
+def is_folder_dataset(ds):
+    return not isinstance(ds, TensorDataset)
+
+
+def make_loader(ds, batch_size, *, train, info, device="cpu", seed=0, rank=0, world_size=1, channels_last=False,
+                folder=None):
+    """The loader of a dataset: the device-resident DeviceLoader for in-memory sets (CIFAR, Fashion-MNIST), a
+    FolderLoader for ImageFolder trees, with ``folder`` (an ImageNet data-argument object: --loader, --workers,
+    --input-size, --augment) choosing its pipeline."""
+    common = dict(train=train, mean=info.mean, std=info.std, device=device, seed=seed, rank=rank,
+                  world_size=world_size, channels_last=channels_last)
+    if not is_folder_dataset(ds):
+        return DeviceLoader(ds, batch_size, **common)
+    from utils.imagefolder import SSS_MEAN, SSS_STD, FolderLoader
+    size = getattr(folder, "input_size", info.image_size)
+    if getattr(folder, "augment", "reference") == "sss":
+        common.update(mean=SSS_MEAN, std=SSS_STD)  # SSS's own normalisation goes with its augmentation
+    return FolderLoader(ds, batch_size, size=size, workers=getattr(folder, "workers", 0),
+                        mode=getattr(folder, "loader", "reference"), augment=getattr(folder, "augment", "reference"),
+                        **common)
+
+
 # -------------------------------------------------------------------------------------------- lookup
 def _describe(d):
     return d if os.path.isabs(d) else f"{d} (= {os.path.abspath(d)})"
@@ -272,19 +334,22 @@ def load_dataset(name, data_dir=None, download=True):
 def split_validation(ds, n, seed=0):
     """(train, val): ``n`` training images held out for model selection, the same ones for every run and seed
     (a fixed permutation), the rest in their original order."""
-    total = ds.labels.numel()
+    total = len(ds)
     if not 0 < n < total:
         raise UserError(f"--val-split {n}: must lie in [1, {total - 1}] (the training set has {total} images)")
     perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     val, rest = perm[:n].sort().values, perm[n:].sort().values
-    return TensorDataset(ds.images[rest], ds.labels[rest]), TensorDataset(ds.images[val], ds.labels[val])
+    return ds.select(rest), ds.select(val)
 
 
 def subset(ds, n):
-    """The first n examples (deterministic; for CPU-scale runs)."""
-    if n is None or n <= 0 or n >= ds.labels.numel():
+    """n examples for CPU-scale runs, the same every time: the first n of an in-memory set, a fixed random n of an
+    ImageFolder tree (whose files are in class order)."""
+    if n is None or n <= 0 or n >= len(ds):
         return ds
-    return TensorDataset(ds.images[:n], ds.labels[:n])
+    if is_folder_dataset(ds):
+        return ds.select(torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n].sort().values)
+    return ds.select(torch.arange(n))
 
 
 # ---------------------------------------------------------------------------------------- the loader

@@ -32,22 +32,30 @@ from utils.errors import TrainingDiverged
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, amp=False, dist_info=None):
-    """(mean loss, accuracy as a fraction) over the loader; exact over all ranks' shards under DDP."""
+def evaluate_topk(model, loader, device, amp=False, dist_info=None):
+    """(mean loss, top-1 accuracy, top-5 accuracy) over the loader, as fractions; exact over all ranks' shards
+    under DDP. With fewer than 5 classes top-5 is top-C (= 1)."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
+    totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss sum, correct, correct in top 5, count
     for x, y in loader:
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
             out = model(x)
         totals[0] += F.cross_entropy(out.float(), y, reduction="sum").double()
-        totals[1] += (out.argmax(1) == y).sum()
-        totals[2] += y.numel()
+        top = out.topk(min(5, out.shape[1]), dim=1).indices
+        totals[1] += (top[:, 0] == y).sum()
+        totals[2] += (top == y[:, None]).any(1).sum()
+        totals[3] += y.numel()
     if dist_info is not None:
         all_reduce_sum(totals, dist_info)
     model.train(was_training)
-    loss, correct, count = totals.tolist()
-    return loss / max(count, 1), correct / max(count, 1)
+    loss, correct, correct5, count = totals.tolist()
+    return loss / max(count, 1), correct / max(count, 1), correct5 / max(count, 1)
+
+
+def evaluate(model, loader, device, amp=False, dist_info=None):
+    """(mean loss, accuracy as a fraction) over the loader; exact over all ranks' shards under DDP."""
+    return evaluate_topk(model, loader, device, amp, dist_info)[:2]
 
 
 def cross_entropy(trainer, inputs, outputs, targets):
@@ -269,12 +277,14 @@ class Trainer:
     def start_epoch_of_last(self):
         return len(self.history)
 
-    def evaluate(self, model=None, loader=None):
+    def evaluate(self, model=None, loader=None, top5=False):
+        """(loss, top-1) on the test loader (or ``loader``); with ``top5``, (loss, top-1, top-5)."""
         if self.dist.enabled and model is None:
             # DDP syncs BN running statistics only at the start of a training forward, so after the last
             # step every rank holds its own; evaluate (and save) rank 0's, the ones in the checkpoint.
             broadcast_buffers(self.module, self.dist)
-        return evaluate(model or self.module, loader or self.test_loader, self.device, self.cfg.amp, self.dist)
+        out = evaluate_topk(model or self.module, loader or self.test_loader, self.device, self.cfg.amp, self.dist)
+        return out if top5 else out[:2]
 
     # ------------------------------------------------------------------------------------ fit
     def writer(self):
@@ -295,8 +305,9 @@ class Trainer:
                 self.scheduler.step()
             for h in self.hooks:
                 h.on_epoch_end(self, epoch)
-            test_loss, prec1 = self.evaluate()
-            record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "test_loss": test_loss, "prec1": prec1}
+            test_loss, prec1, prec5 = self.evaluate(top5=True)
+            record = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "test_loss": test_loss, "prec1": prec1,
+                      "prec5": prec5}
             if self.val_loader is not None:  # select on held-out training images, never on the test set
                 _, val = self.evaluate(loader=self.val_loader)
                 record["val_prec1"] = val
@@ -313,7 +324,7 @@ class Trainer:
             self.history.append(record)
             val_note = f"  val {100 * record['val_prec1']:.2f}%" if "val_prec1" in record else ""
             self.log(f"epoch {epoch + 1:>4}/{self.cfg.epochs}  lr {lr:.4g}  train loss {train_loss:.4f}  "
-                     f"test loss {test_loss:.4f}  acc {100 * prec1:.2f}%{val_note}  "
+                     f"test loss {test_loss:.4f}  acc {100 * prec1:.2f}% (top-5 {100 * prec5:.2f}%){val_note}  "
                      f"{'selected' if self.val_loader is not None else 'best'} {100 * self.best_prec1:.2f}%  "
                      f"({time.time() - t0:.1f}s)")
             if self.dist.is_main:
@@ -323,6 +334,7 @@ class Trainer:
                     w.add_scalar("train/lr", lr, epoch + 1)
                     w.add_scalar("test/loss", test_loss, epoch + 1)
                     w.add_scalar("test/prec1", prec1, epoch + 1)
+                    w.add_scalar("test/prec5", prec5, epoch + 1)
                     if "val_prec1" in record:
                         w.add_scalar("val/prec1", record["val_prec1"], epoch + 1)
                     w.flush()
@@ -335,6 +347,10 @@ class Trainer:
         out = {"final_prec1": self.last_prec1, "best_prec1": self.best_prec1, "best_epoch": self.best_epoch,
                "selected_on": "val" if self.val_loader is not None else "test", "epochs": self.cfg.epochs,
                "train_time_s": round(self.elapsed, 3)}
+        # top-5 of the last epoch and of the selected one (history entries from before top-5 was recorded lack it)
+        out["final_prec5"] = self.history[-1].get("prec5") if self.history else None
+        best = [h for h in self.history if h["epoch"] == self.best_epoch]
+        out["best_prec5"] = best[0].get("prec5") if best else None
         if self.val_loader is not None:
             out["best_val_prec1"] = self.best_val
         return out

@@ -50,6 +50,7 @@ class PruneContext:
     dist: Any = None                  # utils.dist.DistInfo
     dataset: Optional[str] = None     # name and folder of the training images, for calibration
     data: Optional[str] = None
+    folder: Any = None                # how an ImageFolder dataset is read (utils.stages.FolderOptions)
     seed: int = 0
     log: Callable = print
     records: dict = field(default_factory=dict)  # what a rule measured along the way, for prune.json
@@ -58,22 +59,24 @@ class PruneContext:
         """A loader over ``n_images`` training images drawn without replacement by a seeded permutation (the same
         images for the same seed), on ``device``, with the test-time transform (normalisation only) unless
         ``train_transform``. ``n_images`` above the training set's size takes all of it, with a note."""
-        from utils.data import DeviceLoader, TensorDataset, dataset_info, load_dataset
+        import dataclasses
+        from utils.data import dataset_info, is_folder_dataset, load_dataset, make_loader
         if self.dataset is None:
             raise UserError("this method needs calibration images: give --dataset (and --data)")
         if n_images < 1:
             raise UserError(f"--calib-images {n_images}: must be at least 1")
         info = dataset_info(self.dataset)
         train, _ = load_dataset(self.dataset, self.data)
-        total = train.labels.numel()
+        total = len(train)
+        if is_folder_dataset(train):
+            info = dataclasses.replace(info, image_size=getattr(self.folder, "input_size", info.image_size))
         if n_images > total:
             self.log(f"note: --calib-images {n_images} is more than the {total:,} training images; using all of them")
             n_images = total
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
         index = torch.randperm(total, generator=g)[:n_images].sort().values
-        subset = TensorDataset(train.images[index], train.labels[index])
-        return DeviceLoader(subset, batch_size, train=train_transform, mean=info.mean, std=info.std,
-                            device=self.device, seed=self.seed if seed is None else seed)
+        return make_loader(train.select(index), batch_size, train=train_transform, info=info, device=self.device,
+                           seed=self.seed if seed is None else seed, folder=self.folder)
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Method:
     defaults: dict = {}                # per stage: flag defaults of the method's recipe, {"train": {"epochs": 200}}
     defaults_when: dict = {}           # per stage: {option: {flag: default}} when that option is set
     masked = False                     # fine-tune / scratch keep the pruned checkpoint's mask (MaskHook)
+    image_folder = False               # reads ImageFolder trees (ImageNet): its scripts take the ImageNet data flags
 
     def hparams_for(self, stage):
         return {"train": self.TrainHparams, "prune": self.Hparams, "finetune": self.FinetuneHparams,
@@ -172,6 +176,7 @@ class Method:
 
 class ChannelMethod(Method):
     """Chooses channels to keep per channel group; surgery removes the others."""
+    save_masked = False  # prune.py also writes masked.pth.tar, the full-size masked network (the mask implementation)
 
     def prune_network(self, model, ctx):
         """(keep, pruned network): ``select``, then ``shrink`` and ``reconstruct``. A rule that prunes layer by

@@ -8,6 +8,7 @@ branches:  fine-tune (inherited weights, small constant LR), scratch-E (fresh in
            scratch-B (fresh init, epochs x FLOPs(base) / FLOPs(pruned), same LR fractions)
 """
 import copy
+import dataclasses
 import os
 import random
 import sys
@@ -24,7 +25,7 @@ from models import build_from_spec, create_model, model_entry, option_kwargs
 from utils import dist as dist_utils
 from utils.checkpoint import (check_writable, load_checkpoint, model_from_checkpoint, remove_stale_temporaries,
                               run_lock, save_checkpoint, save_json, spec_fields)
-from utils.data import DeviceLoader, dataset_info, dataset_names, load_dataset, split_validation, subset
+from utils.data import dataset_info, dataset_names, is_folder_dataset, run_info, load_dataset, make_loader, split_validation, subset
 from utils.engine import TrainConfig, Trainer, evaluate
 from utils.errors import UserError
 from utils.flops import count_flops, count_macs, count_params, model_costs
@@ -42,15 +43,41 @@ class EvalDataArgs:
     data: Optional[str] = hp(None, "dataset folder (default ./data, then a torchvision download; "
                                    "Fashion-MNIST also /usr/share/datasets/fashion-mnist)")
     test_batch_size: int = hp(256, "evaluation batch size")
-    test_subset: int = hp(0, "evaluate on the first N test images only (0 = all)")
+    test_subset: int = hp(0, "evaluate on the first N test images only (0 = all; a fixed random N of an "
+                             "ImageFolder tree)")
 
 
 @dataclass
 class DataArgs(EvalDataArgs):
     batch_size: int = hp(64, "training batch size (global: split across torchrun ranks)")
-    train_subset: int = hp(0, "train on the first N training images only (0 = all; for CPU-scale runs)")
+    train_subset: int = hp(0, "train on the first N training images only (0 = all; for CPU-scale runs; a fixed "
+                              "random N of an ImageFolder tree)")
     val_split: int = hp(0, "hold out N training images (the same ones for every run) and keep as model_best the "
                            "epoch best on them; 0 = the reference's rule, the best epoch on the test set")
+
+
+@dataclass
+class FolderOptions:
+    """How an ImageFolder dataset (ImageNet) is read: the loader, its workers and the crop size."""
+    loader: str = hp("reference", "reference: PIL decode and torchvision's transforms in DataLoader workers (the "
+                                  "reference pipeline); fast: batched decode_jpeg (on the GPU with --device cuda) and "
+                                  "crops as tensor ops on the device", choices=["reference", "fast"])
+    workers: int = hp(8, "data loader worker processes per rank (0 = in the main process)")
+    input_size: int = hp(224, "training crop and evaluation crop size (evaluation resizes to size x 256/224 first); "
+                              "smaller for CPU-scale runs")
+
+
+@dataclass
+class ImageEvalDataArgs(FolderOptions, EvalDataArgs):
+    dataset: str = hp("imagenet", "dataset", choices=dataset_names())
+
+
+@dataclass
+class ImageDataArgs(FolderOptions, DataArgs):
+    dataset: str = hp("imagenet", "dataset", choices=dataset_names())
+    augment: str = hp("reference", "training augmentation: reference (random-resized crop + flip) or sss (Sparse "
+                                   "Structure Selection's: bicubic crop, colour jitter 0.4, PCA lighting 0.1, its "
+                                   "mean/std)", choices=["reference", "sss"])
 
 
 @dataclass
@@ -192,12 +219,21 @@ def check_data_args(data_args):
             raise UserError(f"{flag} {n}: must be 0 or a positive number of images")
 
 
+def data_info(data_args):
+    """The DatasetInfo of a run before its data is loaded (an ImageFolder tree's own number of classes)."""
+    return run_info(data_args.dataset, data_args.data, getattr(data_args, "input_size", None))
+
+
 def load_data(data_args):
     """(info, train, test, val or None): the first --train-subset training images, of which --val-split are
-    held out for model selection."""
+    held out for model selection. For an ImageFolder tree the info carries its number of classes and the crop
+    size (--input-size), which is what a network built for it takes."""
     check_data_args(data_args)
     info = dataset_info(data_args.dataset)
     train, test = load_dataset(data_args.dataset, data_args.data)
+    if is_folder_dataset(train):
+        info = dataclasses.replace(info, num_classes=len(train.classes),
+                                   image_size=getattr(data_args, "input_size", info.image_size))
     train, val = subset(train, getattr(data_args, "train_subset", 0)), None
     if getattr(data_args, "val_split", 0):
         train, val = split_validation(train, data_args.val_split)
@@ -205,13 +241,13 @@ def load_data(data_args):
 
 
 def make_loaders(info, train, test, val, data_args, train_args, dinfo):
-    common = dict(mean=info.mean, std=info.std, device=dinfo.device, rank=dinfo.rank,
-                  world_size=dinfo.world_size, channels_last=train_args.channels_last)
+    common = dict(info=info, device=dinfo.device, rank=dinfo.rank, world_size=dinfo.world_size,
+                  channels_last=train_args.channels_last, folder=data_args)
     if data_args.batch_size % dinfo.world_size:
         raise UserError(f"--batch-size {data_args.batch_size} is not divisible by {dinfo.world_size} ranks")
-    train_loader = DeviceLoader(train, data_args.batch_size, train=True, seed=train_args.seed, **common)
-    test_loader = DeviceLoader(test, data_args.test_batch_size, train=False, **common)
-    val_loader = DeviceLoader(val, data_args.test_batch_size, train=False, **common) if val is not None else None
+    train_loader = make_loader(train, data_args.batch_size, train=True, seed=train_args.seed, **common)
+    test_loader = make_loader(test, data_args.test_batch_size, train=False, **common)
+    val_loader = make_loader(val, data_args.test_batch_size, train=False, **common) if val is not None else None
     return train_loader, test_loader, val_loader
 
 
@@ -362,7 +398,7 @@ def train(method, model_args, data_args, train_args, hparams, *, options=None, l
         raise UserError("--arch is required")
     entry = model_entry(model_args.arch)
     check_method_arch(method, entry.name, model_args.depth)
-    info = dataset_info(data_args.dataset)
+    info = data_info(data_args)
     depth = entry.default_depth if model_args.depth is None else model_args.depth
     stage = StageContext("train", hparams, data_args, train_args, info, arch=entry.name, depth=depth, log=log)
     method.validate(stage)
@@ -457,8 +493,7 @@ def evaluate_if_possible(models, data_args, device, log):
             raise
         log(f"note: test accuracy not measured ({exc})")
         return [None] * len(models)
-    loader = DeviceLoader(test, data_args.test_batch_size, train=False, mean=info.mean, std=info.std,
-                          device=device)
+    loader = make_loader(test, data_args.test_batch_size, train=False, info=info, device=device, folder=data_args)
     return [evaluate(m.to(device), loader, device)[1] for m in models]
 
 
@@ -473,7 +508,7 @@ def prune(method, args, data_args, hparams, *, options=None, compact=False, empt
     """Load a trained model and prune it with the method's rule: a ChannelMethod's channels are removed (and
     the next layers reconstructed if the method does that), a MaskMethod's weights zeroed. Writes
     SAVE/pruned.pth.tar and SAVE/prune.json; returns the record."""
-    info = dataset_info(data_args.dataset)
+    info = data_info(data_args)
     check_prune_output(args.save)
     ckpt, model = load_source(args.model, "--model", info, args.arch, args.depth, options, method)
     method.check_arch(model.spec, args.model)
@@ -483,7 +518,7 @@ def prune(method, args, data_args, hparams, *, options=None, compact=False, empt
     method.check_source(ckpt, model, args.model)
     dinfo = dist_utils.setup(args.device)
     ctx = PruneContext(hparams, device=dinfo.device, dist=dinfo, dataset=data_args.dataset, data=data_args.data,
-                       log=log)
+                       folder=data_args, log=log)
     if isinstance(method, ChannelMethod):
         record, checkpoint, extra_files = _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, log)
     elif isinstance(method, MaskMethod):
@@ -528,6 +563,12 @@ def _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, lo
         record["acc_masked"] = accs[2]
     extra = {}
     dataset = ckpt.get("dataset", info.name)
+    if masked is not None and method.save_masked:
+        # the reference's mask implementation: the full network with the pruned channels' BN zeroed, for a
+        # fine-tune that keeps them at zero (finetune.py --refine SAVE/masked.pth.tar)
+        extra["masked.pth.tar"] = {**spec_fields(masked.cpu(), dataset), "state_dict": masked.state_dict(),
+                                   "base_model": model.spec.to_dict(), "mask_implementation": True,
+                                   "pruned_cfg": list(pruned.spec.cfg)}
     if small is not None:
         record.update(compact_record(pruned, small, diff))
         extra["compact.pth.tar"] = {**spec_fields(small, dataset), "state_dict": small.state_dict(),
@@ -588,7 +629,7 @@ def _prune_masks(method, model, ckpt, ctx, args, data_args, info, empty_ok, log)
 
 # ------------------------------------------------------------------------------- fine-tune and scratch
 def _source_stage(method, name, hparams, data_args, train_args, path, flag, arch, depth, options, load_weights, log):
-    info = dataset_info(data_args.dataset)
+    info = data_info(data_args)
     ckpt, model = load_source(path, flag, info, arch, depth, options, method, load_weights=load_weights)
     stage = StageContext(name, hparams, data_args, train_args, info, model=model, source=ckpt, source_path=path,
                          log=log)
