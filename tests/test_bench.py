@@ -127,3 +127,57 @@ def test_new_benches_reject_bad_input():
     for script, flag in ((LATENCY, "--batch-sizes"), (TRAIN_STEP, "--images")):
         proc = run([script, flag, 0], check=False)
         assert proc.returncode == 2 and flag in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+IMAGENET = ROOT / "bench" / "imagenet_loader.py"
+
+
+def _imagenet_rows(out):
+    """{(pipeline, device): img/s} of bench/imagenet_loader.py's table, checked against its `ratio: X` line."""
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("machine: ") and "cores" in lines[0], out
+    assert "| pipeline | device | decode | img/s | images | seconds |" in lines, out
+    rates = {}
+    for line in lines:
+        if line.startswith("| reference |") or line.startswith("| fast |"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rate, images, secs = float(cells[3].replace(",", "")), int(cells[4]), float(cells[5])
+            assert rate > 0 and images > 0 and secs > 0
+            assert abs(images / rate - secs) <= 0.01 * secs + 0.0051, line  # img/s is images / seconds (rounded)
+            rates[cells[0], cells[1]] = rate
+    m = re.fullmatch(r"ratio: ([0-9]+\.[0-9]+)", lines[-1])
+    assert m, f"last line is not `ratio: X`: {lines[-1]!r}"
+    ratio = float(m.group(1))
+    assert ratio > 0
+    fast, ref = rates["fast", "cpu"], rates["reference", "cpu"]
+    assert abs(ratio - fast / ref) <= 0.01 * ratio + 0.006, (ratio, rates)
+    return lines, rates
+
+
+def test_imagenet_loader_bench_synthetic_tiny():
+    proc = run([IMAGENET, "--images", 40, "--batch-size", 8, "--workers", 1, "--long-side", 64, "--crop", 32,
+                "--classes", 2])
+    lines, rates = _imagenet_rows(proc.stdout)
+    data = next(line for line in lines if line.startswith("data: synthetic JPEG tree"))
+    assert "40 training images in 2 classes" in data and re.search(r"mean file [0-9.]+ kB", data)
+    cuda = torch.cuda.is_available()
+    assert set(rates) == {("reference", "cpu"), ("fast", "cpu")} | ({("fast", "cuda")} if cuda else set())
+    assert any(line.startswith("note: CUDA not available") for line in lines) != cuda
+
+
+def test_imagenet_loader_bench_with_data_folder_and_errors(tmp_path):
+    from conftest import write_jpeg_tree
+    root = write_jpeg_tree(tmp_path / "tree", classes=3, train_per_class=6)
+    proc = run([IMAGENET, "--data", root, "--images", 12, "--batch-size", 4, "--workers", 0, "--crop", 32,
+                "--no-cuda"])
+    lines, rates = _imagenet_rows(proc.stdout)
+    assert any(line.startswith(f"data: --data {root}, 12 training images") for line in lines)
+    assert set(rates) == {("reference", "cpu"), ("fast", "cpu")}
+    assert any(line.startswith("note: CUDA skipped") for line in lines)
+    for argv, needle in (([IMAGENET, "--data", tmp_path / "none"], str(tmp_path / "none")),
+                         ([IMAGENET, "--batch-size", 0], "--batch-size")):
+        proc = run(argv, check=False)
+        assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    helptext = run([IMAGENET, "--help"]).stdout
+    for flag in ("--data", "--images", "--epochs", "--workers", "--batch-size", "--no-cuda", "ratio"):
+        assert flag in helptext

@@ -164,3 +164,17 @@ def test_a_corrupt_jpeg_names_the_file(tmp_path, mode, workers):
     with pytest.raises(UserError, match=r"img1\.JPEG: cannot decode image"):
         for _ in loader(train, True, mode, workers=workers):
             pass
+
+
+@pytest.mark.parametrize("mode", ["reference", "fast"])
+def test_a_png_named_jpeg_and_a_grey_image_decode_as_rgb(tmp_path, mode):
+    """ImageNet's training set holds a PNG saved as .JPEG and greyscale JPEGs: both must come out as 3 channels."""
+    from torchvision.io import encode_jpeg, encode_png
+    root = write_jpeg_tree(tmp_path / "p", classes=2, train_per_class=2, val_per_class=1)
+    img = torch.randint(0, 255, (3, 40, 50), dtype=torch.uint8)
+    (tmp_path / "p" / "train" / "n00000000" / "png.JPEG").write_bytes(encode_png(img).numpy().tobytes())
+    grey = torch.randint(0, 255, (1, 40, 50), dtype=torch.uint8)
+    (tmp_path / "p" / "train" / "n00000001" / "grey.JPEG").write_bytes(encode_jpeg(grey).numpy().tobytes())
+    train, _ = read_folder(root)
+    x = torch.cat([b for b, _ in loader(train, True, mode, batch=3)])
+    assert x.shape == (6, 3, 32, 32) and torch.isfinite(x).all()

@@ -11,6 +11,7 @@ from conftest import ROOT, write_cifar
 from models import create_model, default_cfg, model_entry, scale_cfg
 from utils.methods import (ChannelMethod, MaskMethod, NoHparams, PruneContext, SearchMethod, get_method, hparams_of,
                            list_methods, register_method)
+from utils.published import PublishedOnly
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 METHODS = list_methods()
@@ -24,7 +25,7 @@ def test_every_method_folder_is_registered_under_its_own_name():
     for key in METHODS:
         method = get_method(key)
         assert method.key == key and method.name and method.paper and method.archs
-        assert isinstance(method, (ChannelMethod, MaskMethod))
+        assert isinstance(method, (ChannelMethod, MaskMethod, PublishedOnly))
         for stage in ("train", "prune", "finetune", "scratch"):
             assert dataclasses.is_dataclass(method.hparams_for(stage))
 
@@ -45,7 +46,10 @@ def test_every_script_of_every_method_answers_help(key, capsys):
     from utils.cli import build
     method = get_method(key)
     scripts = sorted(p.stem for p in (ROOT / key).glob("*.py") if p.name != "method.py")
-    assert {"train", "prune", "scratch"} <= set(scripts), scripts
+    if isinstance(method, PublishedOnly):  # trains published networks; no pruning algorithm of its own
+        assert {"train", "scratch"} <= set(scripts) and "prune" not in scripts, scripts
+    else:
+        assert {"train", "prune", "scratch"} <= set(scripts), scripts
     for name in [s for s in scripts if s in ("train", "prune", "finetune", "scratch", "ticket")]:
         parser, _, _ = build(method, name, (ROOT / key / f"{name}.py").read_text().split('"""')[1])
         text = parser.format_help()
@@ -56,14 +60,20 @@ def test_every_script_of_every_method_answers_help(key, capsys):
 
 
 def small_network(method, arch):
-    """The smallest network of ``arch`` the method's rule is defined for (VGGs at 1/8 width)."""
+    """The smallest network of ``arch`` the method's rule is defined for, at 1/8 width (its --width option, or its
+    VGG cfg scaled), built for 32 px and 10 classes (the ImageNet networks too)."""
+    from models import option_kwargs
     archs = method.prune_archs if method.prune_archs is not None else method.archs
     depth = min(archs[arch])
-    options = model_entry(arch).options
+    entry = model_entry(arch)
+    size = {"num_classes": 10, "image_size": 32} if entry.family == "imagenet" else {}
     torch.manual_seed(0)
-    if options is not None and "width" in options.__dataclass_fields__:
-        return create_model(arch, depth, cfg=scale_cfg(default_cfg(arch, depth), 0.125))
-    return create_model(arch, depth)
+    if entry.options is not None and "width" in entry.options.__dataclass_fields__:
+        return create_model(arch, depth, **size, **option_kwargs(arch, depth, entry.options(width=0.125)))
+    cfg = default_cfg(arch, depth)
+    if "M" in cfg:
+        return create_model(arch, depth, cfg=scale_cfg(cfg, 0.125), **size)
+    return create_model(arch, depth, **size)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +81,11 @@ def data(tmp_path_factory):
     return write_cifar(tmp_path_factory.mktemp("methods_data"), n_train=40, n_test=16, seed=4)
 
 
-PRUNE_OPTIONS = {"cifar/thinet": {"calib_images": 16, "percent": 0.5}}
+PRUNE_OPTIONS = {"cifar/thinet": {"calib_images": 16, "percent": 0.5},
+                 "imagenet/thinet": {"calib_images": 16, "percent": 0.5}}
 
 
-@pytest.mark.parametrize("key", METHODS)
+@pytest.mark.parametrize("key", [k for k in METHODS if not isinstance(get_method(k), PublishedOnly)])
 def test_every_method_prunes_a_small_network_of_each_architecture_it_declares(key, data, tmp_path):
     from models import build_from_spec
     from utils.checkpoint import save_checkpoint, spec_fields

@@ -418,6 +418,10 @@ class DeviceLoader:
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
+    @property
+    def num_images(self):
+        return self.n
+
     def __len__(self):
         n = (self._shard[1] - self._shard[0]) if (not self.train and self.world_size > 1) else self._train_n
         return -(-n // self.batch_size)

@@ -229,19 +229,29 @@ class _FastSet(torch.utils.data.Dataset):
 
 
 def decode(datas, paths, device):
-    """JPEG/PNG bytes -> uint8 RGB CHW images; a batch of JPEGs decodes in one call (batched nvJPEG on CUDA)."""
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-    try:
-        if torch.device(device).type == "cuda":
+    """JPEG/PNG bytes -> uint8 RGB CHW images. On CUDA a batch of JPEGs decodes in one call (batched nvJPEG); what the
+    GPU decoder refuses (ImageNet holds a PNG named .JPEG and some CMYK JPEGs) decodes on the CPU and is moved over."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    if torch.device(device).type == "cuda":
+        try:
             return decode_jpeg(list(datas), mode=ImageReadMode.RGB, device=device)
-        return [decode_image(d, mode=ImageReadMode.RGB) for d in datas]
-    except Exception as exc:
-        for d, p in zip(datas, paths):  # which file: decode one at a time (on the CPU, so CUDA errors stay away)
-            try:
-                decode_image(d, mode=ImageReadMode.RGB)
-            except Exception as one:
-                raise _decode_error(p, one) from None
-        raise _decode_error(paths[0] if len(paths) == 1 else f"one of {len(paths)} files", exc) from None
+        except Exception:
+            out = []
+            for d, p in zip(datas, paths):
+                try:
+                    out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=device))
+                except Exception:
+                    out.append(_decode_on_cpu(d, p).to(device))
+            return out
+    return [_decode_on_cpu(d, p) for d, p in zip(datas, paths)]
+
+
+def _decode_on_cpu(data, path):
+    from torchvision.io import ImageReadMode, decode_image
+    try:
+        return decode_image(data, mode=ImageReadMode.RGB)
+    except Exception as exc:  # torchvision raises RuntimeError for a damaged file, ValueError for an unknown format
+        raise _decode_error(path, exc) from None
 
 
 def _collate_list(batch):
@@ -323,6 +333,10 @@ class FolderLoader:
 
     def set_epoch(self, epoch):
         self.epoch = self.sampler.epoch = int(epoch)
+
+    @property
+    def num_images(self):
+        return len(self.ds)
 
     def __len__(self):
         return len(self.sampler)

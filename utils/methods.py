@@ -161,6 +161,11 @@ class Method:
         """``(module, TrainConfig) -> optimizer``; None = SGD from the run's flags."""
         return None
 
+    def published_source(self, hparams, info):
+        """(checkpoint, network) of a published architecture that the stage's options name instead of a checkpoint
+        (scratch.py --model NAME of the ImageNet ThiNet / regression-pruning / SSS folders), or None."""
+        return None
+
     def scratch_budget(self, stage, base_epochs):
         """(epochs, record) of scratch-B; None = int(E x FLOPs(base) / FLOPs(pruned)), dense FLOPs (nonzero
         FLOPs for a masked method)."""

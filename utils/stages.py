@@ -630,7 +630,14 @@ def _prune_masks(method, model, ckpt, ctx, args, data_args, info, empty_ok, log)
 # ------------------------------------------------------------------------------- fine-tune and scratch
 def _source_stage(method, name, hparams, data_args, train_args, path, flag, arch, depth, options, load_weights, log):
     info = data_info(data_args)
-    ckpt, model = load_source(path, flag, info, arch, depth, options, method, load_weights=load_weights)
+    published = method.published_source(hparams, info)
+    if published is not None:  # a published architecture named by the method's option (scratch.py --model NAME)
+        if path is not None:
+            raise UserError(f"{flag} {path} and --model {published[0]['published']}: give one network to train")
+        ckpt, model = published
+        path = f"published:{ckpt['published']}"
+    else:
+        ckpt, model = load_source(path, flag, info, arch, depth, options, method, load_weights=load_weights)
     stage = StageContext(name, hparams, data_args, train_args, info, model=model, source=ckpt, source_path=path,
                          log=log)
     method.validate(stage)
@@ -735,7 +742,7 @@ def scratch(method, args, data_args, train_args, hparams, *, options=None, log=p
         method.init_model(fresh, stage)
         return fresh
 
-    ckpt_extra = {"source": os.path.abspath(args.scratch)}
+    ckpt_extra = {"source": stage.source_path if args.scratch is None else os.path.abspath(args.scratch)}
     hooks = _masked_extras(stage, ckpt_extra, summary_extra)
     return run_stage(make_model, data_args, train_args, method=method, stage=stage, hooks=hooks,
                      ckpt_extra=ckpt_extra, summary_extra=summary_extra,
