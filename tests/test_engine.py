@@ -489,3 +489,25 @@ def test_top5_is_recorded_and_counts_a_label_anywhere_in_the_five_best_logits():
     labels = torch.tensor([4, 2, 0])  # 5th best, 5th best, 2nd best: all in the top 5, none top-1
     _, top1, top5 = evaluate_topk(Fixed(), [(logits, labels)], "cpu")
     assert top1 == 0 and top5 == 1
+
+
+def test_linear_lr_scaling_and_gradual_warm_up():
+    """Goyal et al.: batch 1024 at the recipe's lr 0.1 for 256 -> 0.4, reached linearly over the warm-up epochs from
+    0.1, per iteration; the milestones' drops apply afterwards."""
+    from utils.engine import TrainConfig, epoch_schedule
+    from utils.stages import TrainArgs, effective_lr
+    args = TrainArgs(lr=0.1, lr_scale="linear", lr_base_batch=256, warmup_epochs=2)
+    assert effective_lr(args, 1024) == pytest.approx(0.4) and effective_lr(TrainArgs(lr=0.1), 1024) == 0.1
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.4)
+    config = TrainConfig(epochs=6, lr=0.4, milestones=[4], warmup_epochs=2, warmup_start_lr=0.1)
+    sched, unit = epoch_schedule(opt, config, steps_per_epoch=5)
+    assert unit == "step"
+    lrs = []
+    for _ in range(30):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.25) and lrs[10] == pytest.approx(0.4)
+    assert all(b > a for a, b in zip(lrs[:10], lrs[1:11]))  # rising every iteration of the warm-up
+    assert lrs[19] == pytest.approx(0.4) and lrs[20] == pytest.approx(0.04)  # epoch 4: x0.1

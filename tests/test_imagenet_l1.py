@@ -80,3 +80,16 @@ def test_prune_keeps_the_references_filters_with_its_sizes_and_budget(torchvisio
     assert (epochs, rec["lr_step"]) == BUDGET[variant]
     assert train.schedule == list(range(BUDGET[variant][1], epochs, BUDGET[variant][1]))
     assert args_for(ScratchArgs, method, "scratch").budget == "E" and train.lr == 0.1 and train.epochs == 90
+
+
+def test_pretrained_weights_of_another_architecture_are_a_one_line_error(tmp_path):
+    import torchvision
+    from conftest import run_in_process
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    proc = run_in_process(f"{KEY}/prune.py".join(["", ""]) if False else str(
+        __import__("conftest").ROOT / KEY / "prune.py"), ["--arch", "resnet", "--depth", 34, "--model", path,
+                                                             "--save", tmp_path / "p"])
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"--model {path}: weights do not fit imagenet_resnet-34" in proc.stderr
+    assert not (tmp_path / "p").exists()

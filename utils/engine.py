@@ -71,7 +71,10 @@ def sgd(module, config):
 
 def epoch_schedule(optimizer, config, steps_per_epoch):
     """The default LR schedule, stepped once per epoch: x gamma at each milestone, or SFP's per-milestone factors
-    (``gammas``, cumulative). Returns (scheduler, 'epoch')."""
+    (``gammas``, cumulative). Returns (scheduler, 'epoch'). With ``config.warmup_epochs``, Goyal et al.'s gradual
+    warm-up first, stepped per iteration (see ``warmup_schedule``)."""
+    if config.warmup_epochs:
+        return warmup_schedule(optimizer, config, steps_per_epoch)
     if config.gammas:
         steps = sorted(zip(config.milestones, config.gammas))
 
@@ -81,6 +84,24 @@ def epoch_schedule(optimizer, config, steps_per_epoch):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "epoch"
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones),
                                                 gamma=config.gamma), "epoch"
+
+
+def warmup_schedule(optimizer, config, steps_per_epoch):
+    """Per iteration: the LR rises linearly from ``config.warmup_start_lr`` to ``config.lr`` over the first
+    ``config.warmup_epochs`` epochs (Goyal et al. 2017, for a batch above the recipe's: start at the recipe's LR,
+    reach the linearly scaled one), then the milestones' drops apply as in ``epoch_schedule``."""
+    if not steps_per_epoch:
+        raise ValueError("a warm-up needs a loader with a length (steps per epoch)")
+    decays = sorted(zip(config.milestones, config.gammas or [config.gamma] * len(config.milestones)))
+    ramp_steps = config.warmup_epochs * steps_per_epoch
+    start = (config.warmup_start_lr if config.warmup_start_lr is not None else config.lr) / config.lr
+
+    def factor(step):
+        epoch = step // steps_per_epoch
+        ramp = start + (1 - start) * min(1.0, step / ramp_steps)
+        return ramp * math.prod(g for m, g in decays if epoch >= m)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
 
 
 def train_steps(model, loader, steps, optimizer, objective=cross_entropy, log=None):
@@ -142,6 +163,8 @@ class TrainConfig:
     milestones: list = field(default_factory=list)
     gamma: float = 0.1
     gammas: list = None  # one factor per milestone, cumulative (SFP's --gammas); None = gamma at each
+    warmup_epochs: float = 0  # gradual warm-up to lr over this many epochs (per-iteration schedule)
+    warmup_start_lr: float = None  # where the warm-up starts (None: lr, i.e. no ramp)
     amp: bool = False
     channels_last: bool = False
     compile: bool = False

@@ -7,7 +7,8 @@ checkpoints under ``masks`` next to the plain state_dict, so ``torch.load(..., w
 Selection rules (reference.md 4.4, 4.5): the scores of the pool are sorted ascending, the threshold is the
 score at position ``int(total * ratio)`` (or ``(total - nnz) + int(nnz * ratio)`` when pruning a ratio of
 the weights that remain), and a weight is kept when its score is strictly greater. Used by
-cifar/weight-level, lottery_ticket/ and the SFP scratch runs with ``--masked``.
+cifar/weight-level and imagenet/weight-level (``weight_level_masks``), lottery_ticket/ and the SFP scratch runs
+with ``--masked``.
 """
 import math
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ def _threshold_keep(scores, alive, ratio, of):
         return alive.clone()
     scores = torch.where(alive, scores, torch.zeros_like(scores))
     index = min(index, total - 1)
-    thre = scores.sort().values[index]
+    thre = scores.kthvalue(index + 1).values  # = sort()[index], without sorting ResNet-50's 23M weights
     return (scores > thre) & alive
 
 
@@ -111,6 +112,29 @@ def magnitude_masks(model, ratio, *, scope="global", granularity="weight", norm=
             out[n] = _expand(keep[pos:pos + k].view_as(scores[n]), params[n], granularity)
             pos += k
     return out
+
+
+# ------------------------------------------------------- the weight-level rule (cifar/ and imagenet/weight-level)
+def check_percent(percent):
+    if not 0 < percent < 1:
+        raise UserError(f"--percent {percent}: must lie in (0, 1) (the fraction of conv weights to prune)")
+
+
+def weight_level_masks(model, percent, masks=None):
+    """{conv weight name: bool keep mask} by the reference's unstructured rule, the same in its cifar_prune.py and
+    ImageNet prune.py (reference.md 4.4, 4.9): one global threshold over the |w| of every Conv2d weight (stem,
+    shortcut and transition convs included; Linear, BN and biases never), the value at position int(total *
+    percent) of the ascending sort; a weight is kept when |w| > threshold. Weights that ``masks`` already removed
+    count as zeros (they sort first and stay pruned)."""
+    check_percent(percent)
+    return magnitude_masks(model, percent, scope="global", granularity="weight", of="all", masks=masks)
+
+
+def weight_level_threshold(model, percent):
+    """That rule's threshold: sorted_ascending(|w| of all conv weights)[int(total * percent)]."""
+    flat = torch.cat([w.detach().float().cpu().abs().flatten() for w in conv_weights(model).values()])
+    # the k-th smallest is that sorted entry, without a second full sort of ResNet-50's 23M weights
+    return float(flat.kthvalue(int(flat.numel() * percent) + 1).values)
 
 
 @torch.no_grad()

@@ -20,22 +20,36 @@ def step_schedule(epochs, step):
     return list(range(step, epochs, step))
 
 
-def capped_budget(stage, base_epochs, cap=2.0):
-    """(epochs, record) of scratch-B by the cap rule (``cap`` None: no cap, network slimming's main_B.py); sets the
-    run's schedule to the matching StepLR milestones. FLOPs in the reference convention at the network's input size,
-    dense rule (the reference's counter skips exact zeros, which only a masked network has in numbers that matter;
-    reference.md 2.13)."""
-    from utils.stages import scratch_budget
-    epochs, record = scratch_budget(stage.source, stage.model, stage.info, base_epochs, rule="dense",
-                                    path=stage.source_path)
-    ratio = record["flops_ratio"]
+def budget_epochs(base_epochs, ratio, cap=2.0):
+    """(E, step) of the reference's ImageNet main_B.py scripts for a FLOPs ratio r: E = int(base_epochs r) and StepLR's
+    step int(E / 3); with a ``cap``, E = cap x base_epochs (step a third of it) once r >= cap (None: no cap)."""
     if cap is not None and ratio >= cap:
-        epochs, step = int(cap * base_epochs), int(cap * base_epochs / 3)
-    else:
-        step = int(epochs / 3)
+        return int(cap * base_epochs), int(cap * base_epochs / 3)
+    epochs = int(base_epochs * ratio)
+    return epochs, int(epochs / 3)
+
+
+def capped_budget(stage, base_epochs, cap=2.0, rule="dense", ratio_one=False, source=None):
+    """(epochs, record) of scratch-B by ``budget_epochs``; sets the run's schedule to the matching StepLR milestones.
+    The cap rule (``cap`` 2) is the l1-norm, regression-pruning and ThiNet scripts'; network slimming and weight level
+    have none (``cap`` None). FLOPs in the reference convention at the network's input size, by ``rule``: 'dense',
+    or 'nonzero' (only the nonzero conv weights of a masked network count; the reference's counter always skips
+    exact zeros, which only a masked network has in numbers that matter, reference.md 2.13). ``ratio_one`` takes the
+    ratio as 1 while still recording the measured one (the weight-level main_B.py's ordering bug B3). ``source``:
+    the checkpoint to measure in place of ``stage.source``."""
+    from utils.stages import scratch_budget
+    _, record = scratch_budget(stage.source if source is None else source, stage.model, stage.info, base_epochs,
+                               rule=rule, path=stage.source_path)
+    epochs, step = budget_epochs(base_epochs, 1.0 if ratio_one else record["flops_ratio"], cap)
+    if ratio_one:
+        record["flops_ratio_one"] = True
     stage.train.schedule, stage.train.schedule_unit = step_schedule(epochs, step), "epoch"
-    rule = (f"E = {cap:g} x {base_epochs} if r >= {cap:g}, else int({base_epochs} r)" if cap is not None
-            else f"E = int({base_epochs} r), no cap")
-    record.update({"budget_rule": f"{rule}; StepLR(int(E / 3))", "lr_step": step,
+    if ratio_one:
+        text = f"ratio taken as 1 (bug B3): E = {base_epochs}"
+    elif cap is not None:
+        text = f"E = {cap:g} x {base_epochs} if r >= {cap:g}, else int({base_epochs} r)"
+    else:
+        text = f"E = int({base_epochs} r), no cap"
+    record.update({"budget_rule": f"{text}; StepLR(int(E / 3)); FLOPs rule {rule}", "lr_step": step,
                    "schedule": list(stage.train.schedule)})
     return epochs, record

@@ -94,6 +94,12 @@ class TrainArgs:
                                  "(SFP's --gammas 10 0.2 0.2 0.2); empty = --gamma at every point")
     schedule_unit: str = hp("fraction", "unit of --schedule: fractions of --epochs, or epochs (SFP)",
                             choices=["fraction", "epoch"])
+    lr_scale: str = hp("none", "linear: multiply --lr by (global --batch-size) / --lr-base-batch (Goyal et al.'s "
+                                "linear scaling rule, for a batch other than the recipe's); none: --lr as given",
+                       choices=["none", "linear"])
+    lr_base_batch: int = hp(256, "the batch size --lr is meant for, with --lr-scale linear (ImageNet: 256)")
+    warmup_epochs: float = hp(0.0, "gradual warm-up: the LR rises linearly from --lr to the scaled LR over this many "
+                                   "epochs, per iteration (Goyal et al.: 5 with --lr-scale linear); 0 = none")
     seed: int = hp(1, "random seed (init, data order, augmentation)")
     save: str = hp("./logs", "output folder")
     resume: Optional[str] = hp(None, "continue from this checkpoint (model, optimizer, scheduler, RNG and data "
@@ -192,6 +198,16 @@ def validate_train_args(args):
         raise UserError(f"--gammas {args.gammas}: needs one factor per --schedule point ({len(args.schedule)})")
     if any(g <= 0 for g in args.gammas) or args.gamma <= 0:
         raise UserError(f"--gamma {args.gamma} / --gammas {args.gammas}: factors must be positive")
+    if args.lr_base_batch < 1 or args.warmup_epochs < 0 or args.warmup_epochs >= args.epochs:
+        raise UserError(f"--lr-base-batch {args.lr_base_batch} / --warmup-epochs {args.warmup_epochs}: the base batch "
+                        f"must be at least 1, the warm-up at least 0 and shorter than --epochs {args.epochs}")
+
+
+def effective_lr(train_args, batch_size):
+    """--lr, times batch / --lr-base-batch with --lr-scale linear."""
+    if train_args.lr_scale == "linear":
+        return train_args.lr * batch_size / train_args.lr_base_batch
+    return train_args.lr
 
 
 def lr_steps(args):
@@ -334,9 +350,11 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         costs = model_costs(model)
         train_loader, test_loader, val_loader = make_loaders(info, train, test, val, data_args, train_args, dinfo)
         steps, gammas = lr_steps(train_args)
-        config = TrainConfig(epochs=train_args.epochs, lr=train_args.lr, momentum=train_args.momentum,
+        lr = effective_lr(train_args, data_args.batch_size)
+        config = TrainConfig(epochs=train_args.epochs, lr=lr, momentum=train_args.momentum,
                              weight_decay=train_args.weight_decay, nesterov=train_args.nesterov,
-                             milestones=steps, gammas=gammas,
+                             milestones=steps, gammas=gammas, warmup_epochs=train_args.warmup_epochs,
+                             warmup_start_lr=train_args.lr,
                              gamma=train_args.gamma, amp=train_args.amp, channels_last=train_args.channels_last,
                              compile=train_args.compile, progress=train_args.progress,
                              tensorboard=train_args.tensorboard)
@@ -350,13 +368,15 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         held_out = f" ({val.labels.numel()} held out for selection)" if val is not None else ""
         log(f"{name}: {model.spec.arch}-{model.spec.depth} on {info.name} ({train.labels.numel()} train{held_out} / "
             f"{test.labels.numel()} test images), {costs['params']:,} params, {costs['flops']:,} FLOPs, "
-            f"{train_args.epochs} epochs, lr {train_args.lr}, milestones {config.milestones}, "
+            f"{train_args.epochs} epochs, lr {lr}{' (linearly scaled)' if lr != train_args.lr else ''}"
+            f"{f', {train_args.warmup_epochs:g} warm-up epochs' if train_args.warmup_epochs else ''}, "
+            f"milestones {config.milestones}, "
             f"device {dinfo.device}, {dinfo.world_size} process(es)")
         start = time.time()
         result = trainer.fit()
         summary = {"stage": name, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
                    "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
-                   "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3),
+                   "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3), "lr_effective": lr,
                    "command": " ".join(sys.argv), "args": args_record, "folder": os.path.abspath(train_args.save),
                    **({"method": method.name} if method is not None else {}),
                    **({"source": ckpt_extra["source"]} if ckpt_extra and "source" in ckpt_extra else {}),
@@ -459,14 +479,21 @@ def source_width(ckpt):
     return {} if width in (None, 1, 1.0) else {"width": width}
 
 
-SHARED_ARGS = {f.name for cls in (ModelArgs, DataArgs, TrainArgs) for f in fields(cls)} | {"width"}
+SHARED_ARGS = {f.name for cls in (ModelArgs, ImageDataArgs, TrainArgs) for f in fields(cls)}
+
+
+def _architecture_options():
+    from models.registry import list_models
+    return {name for arch in list_models() if model_entry(arch).options is not None
+            for name in model_entry(arch).options.__dataclass_fields__}
 
 
 def source_options(ckpt):
-    """The options the source checkpoint was trained with beyond the shared model/data/training flags (SFP's
-    --rate, slimming's -sr --s): they are part of what a pruned model is (results.py labels rows by them)."""
-    return {k: v for k, v in (ckpt.get("args") or {}).items() if k not in SHARED_ARGS and
-            k not in ("detach_shortcut", "bn1d_init", "compression_rate")}
+    """The options the source checkpoint was trained with beyond the shared model/data/training flags and the
+    architectures' own options (SFP's --rate, slimming's -sr --s): they are part of what a pruned model is
+    (results.py labels rows by them)."""
+    excluded = SHARED_ARGS | _architecture_options()
+    return {k: v for k, v in (ckpt.get("args") or {}).items() if k not in excluded}
 
 
 # ---------------------------------------------------------------------------------------------- prune

@@ -3,19 +3,17 @@
 every Conv2d weight (stem, shortcut and transition convs included; Linear, BN and biases are never pruned).
 
 The |w| of all conv weights, in module order, are sorted ascending; the threshold is the value at position
-int(total * percent); a weight is kept when |w| > threshold, so ties at the threshold are pruned with it.
-Fine-tuning and scratch training keep the pruned weights at exactly zero (masks); scratch-B trains for
-int(160 * FLOPs(dense) / FLOPs(nonzero weights)) epochs.
+int(total * percent); a weight is kept when |w| > threshold, so ties at the threshold are pruned with it
+(``utils.masks.weight_level_masks``, shared with imagenet/weight-level). Fine-tuning and scratch training keep
+the pruned weights at exactly zero (masks); scratch-B trains for int(160 * FLOPs(dense) / FLOPs(nonzero weights))
+epochs.
 """
 from dataclasses import dataclass
 
-import torch
-
 from models.bearpaw import VGG_NAMES
 from models.registry import model_entry
-from utils.errors import UserError
 from utils.hparams import hp
-from utils.masks import conv_weights, magnitude_masks
+from utils.masks import check_percent, weight_level_masks, weight_level_threshold
 from utils.methods import MaskMethod, register_method
 
 ARCHS = {**{name: model_entry(name).depths for name in VGG_NAMES},
@@ -40,26 +38,8 @@ class WeightLevelScratchArgs:
                                       "scratch-B trains as long as scratch-E)")
 
 
-def check_percent(percent):
-    if not 0 < percent < 1:
-        raise UserError(f"--percent {percent}: must lie in (0, 1) (the fraction of conv weights to prune)")
-
-
-def select(model, masks=None, percent=0.6):
-    """{conv weight name: bool keep mask}: the reference's global threshold over all conv weights.
-    Weights that ``masks`` already removed count as zeros (they sort first and stay pruned)."""
-    check_percent(percent)
-    return magnitude_masks(model, percent, scope="global", granularity="weight", of="all", masks=masks)
-
-
-def threshold(model, percent):
-    """The reference's threshold value: sorted_ascending(|w| of all conv weights)[int(total * percent)]."""
-    flat = torch.cat([w.detach().float().cpu().abs().flatten() for w in conv_weights(model).values()])
-    return float(flat.sort().values[int(flat.numel() * percent)])
-
-
 def describe(model, masks, percent=0.6):
-    return {"threshold": threshold(model, percent)}
+    return {"threshold": weight_level_threshold(model, percent)}
 
 
 def budget(stage, base_epochs):
@@ -85,7 +65,7 @@ class WeightLevel(MaskMethod):
     defaults = {"train": {"arch": "vgg19_bn", "depth": 19}}
 
     def select(self, model, ctx, masks=None):
-        return select(model, masks=masks, percent=ctx.hparams.percent)
+        return weight_level_masks(model, ctx.hparams.percent, masks=masks)
 
     def describe(self, model, masks, ctx):
         return describe(model, masks, ctx.hparams.percent)
