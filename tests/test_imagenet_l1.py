@@ -84,12 +84,11 @@ def test_prune_keeps_the_references_filters_with_its_sizes_and_budget(torchvisio
 
 def test_pretrained_weights_of_another_architecture_are_a_one_line_error(tmp_path):
     import torchvision
-    from conftest import run_in_process
+    from conftest import ROOT, run_in_process
     path = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), path)
-    proc = run_in_process(f"{KEY}/prune.py".join(["", ""]) if False else str(
-        __import__("conftest").ROOT / KEY / "prune.py"), ["--arch", "resnet", "--depth", 34, "--model", path,
-                                                             "--save", tmp_path / "p"])
+    proc = run_in_process(ROOT / KEY / "prune.py", ["--arch", "resnet", "--depth", 34, "--model", path,
+                                                    "--save", tmp_path / "p"])
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"--model {path}: weights do not fit imagenet_resnet-34" in proc.stderr
     assert not (tmp_path / "p").exists()
