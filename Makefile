@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/loader.py
 	$(VENV)/bin/python bench/latency.py
 	$(VENV)/bin/python bench/train_step.py
+	$(VENV)/bin/python bench/imagenet_loader.py
 
 # the CPU-scale reproduction study on Fashion-MNIST (hours; rerun to continue where it stopped)
 study: data
