@@ -59,6 +59,7 @@ def test_prune_keeps_the_references_filters_with_its_sizes_and_budget(torchvisio
     assert (record["params_base"], record["flops_base"]) == BASE
     assert (record["params_pruned"], record["flops_pruned"]) == SIZES[variant]
     assert json.loads((save / "prune.json").read_text())["cfg"] == CFG[variant]
+    assert (record["scratch_b_epochs"], record["scratch_b_lr_step"]) == BUDGET[variant]  # announced for scratch.py
     state = torch.load(torchvision_weights, weights_only=True)
     expected = reference_rule(state, variant)
     ckpt = load_checkpoint(str(save / "pruned.pth.tar"))
@@ -92,3 +93,18 @@ def test_pretrained_weights_of_another_architecture_are_a_one_line_error(tmp_pat
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert f"--model {path}: weights do not fit imagenet_resnet-34" in proc.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_reference_checkpoint_layouts_load(tmp_path):
+    """The reference's ImageNet checkpoints: DataParallel over the whole model (module.) or, for its VGGs, over the
+    features only (features.module.); and --pretrained is prune.py's name for a torchvision weights file."""
+    from utils.checkpoint import load_checkpoint
+    state = {"features.0.weight": torch.ones(1), "classifier.0.bias": torch.zeros(1)}
+    torch.save({"state_dict": {k.replace("features.", "features.module."): v for k, v in state.items()},
+                "epoch": 90}, tmp_path / "vgg.pth.tar")
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, tmp_path / "dp.pth.tar")
+    for name in ("vgg.pth.tar", "dp.pth.tar"):
+        assert sorted(load_checkpoint(str(tmp_path / name))["state_dict"]) == sorted(state)
+    from utils.cli import build
+    parser, _, _ = build(get_method(KEY), "prune", "")
+    assert parser.parse_args(["--pretrained", "r34.pth"]).model == "r34.pth"

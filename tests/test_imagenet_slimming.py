@@ -108,6 +108,7 @@ def test_stages_sparsity_mask_finetune_and_scratch_b(tree, tmp_path):
                                        "--save", tmp_path / "sb"], log=NOLOG)
     r = prune["flops_base"] / prune["flops_pruned"]
     assert b["epochs"] == int(2 * r) and b["lr_step"] == int(b["epochs"] / 3) and "no cap" in b["budget_rule"]
+    assert prune["scratch_b_epochs"] == int(90 * r) and prune["scratch_b_lr_step"] == int(int(90 * r) / 3)
     from utils.errors import UserError
     with pytest.raises(UserError, match="mask implementation"):
         stage(KEY, "scratch", train + ["--scratch", tmp_path / "p" / "masked.pth.tar", "--save", tmp_path / "x"],

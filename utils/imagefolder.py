@@ -368,8 +368,8 @@ class FolderLoader:
                 if self.augment == "sss" and self.train:
                     x = self._lighting(x, keys)
                 yield x, y.to(self.device, non_blocking=True)
-        except RuntimeError as exc:
-            # a worker's UserError comes back as its traceback in a RuntimeError-like wrapper: keep its last line
+        except (RuntimeError, UserError) as exc:
+            # a worker's UserError comes back with the worker's traceback in its message: keep the message alone
             raise _worker_error(exc) from None
 
     def _lighting(self, x, keys):
@@ -382,7 +382,7 @@ class FolderLoader:
 def _worker_error(exc):
     text = str(exc)
     marker = "UserError: "
-    if marker in text:
+    if "\n" in text and marker in text:
         return UserError(text.rsplit(marker, 1)[1].strip().splitlines()[0])
     return exc
 

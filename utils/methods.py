@@ -171,6 +171,11 @@ class Method:
         FLOPs for a masked method)."""
         return None
 
+    def budget_preview(self, flops_base, flops_pruned):
+        """prune.json entries announcing the scratch-B budget of the method's recipe (ImageNet: epochs and LR step),
+        or None."""
+        return None
+
     def check_source(self, ckpt, model, path):
         """Warn (warnings.warn) when the checkpoint to prune does not look like what the rule expects."""
 

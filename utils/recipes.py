@@ -29,6 +29,12 @@ def budget_epochs(base_epochs, ratio, cap=2.0):
     return epochs, int(epochs / 3)
 
 
+def budget_preview(flops_base, flops_pruned, cap=2.0, base_epochs=IMAGENET_TRAIN["epochs"]):
+    """prune.json's announcement of the scratch-B budget scratch.py will train for the recipe's epochs."""
+    epochs, step = budget_epochs(base_epochs, flops_base / flops_pruned, cap)
+    return {"scratch_b_base_epochs": base_epochs, "scratch_b_epochs": epochs, "scratch_b_lr_step": step}
+
+
 def capped_budget(stage, base_epochs, cap=2.0, rule="dense", ratio_one=False, source=None):
     """(epochs, record) of scratch-B by ``budget_epochs``; sets the run's schedule to the matching StepLR milestones.
     The cap rule (``cap`` 2) is the l1-norm, regression-pruning and ThiNet scripts'; network slimming and weight level

@@ -588,6 +588,7 @@ def _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, lo
               "acc_before": acc_before, "acc_after": acc_after, **described}
     if masked is not None:
         record["acc_masked"] = accs[2]
+    record.update(method.budget_preview(base_costs["flops"], pruned_costs["flops"]) or {})
     extra = {}
     dataset = ckpt.get("dataset", info.name)
     if masked is not None and method.save_masked:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from utils.hparams import hp
 from utils.methods import ChannelMethod, register_method
-from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, capped_budget
+from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, budget_preview, capped_budget
 from utils.surgery import keep_largest, l1_filter_scores
 
 SKIP = {2, 8, 14, 16, 26, 28, 30, 32}
@@ -46,6 +46,7 @@ class ImageNetL1Norm(ChannelMethod):
     prune_archs = {"imagenet_resnet": (34,)}
     arch_aliases = {"resnet": "imagenet_resnet"}
     image_folder = True
+    flag_aliases = {"model": ("--pretrained",)}  # prune.py --pretrained FILE: torchvision's weights, as a file
     Hparams = L1Hparams
     defaults = {"train": {**IMAGENET_TRAIN, "arch": "imagenet_resnet", "depth": 34, "save": "./logs/imagenet-l1"},
                 "prune": {"test_batch_size": 64},
@@ -57,3 +58,6 @@ class ImageNetL1Norm(ChannelMethod):
 
     def scratch_budget(self, stage, base_epochs):
         return capped_budget(stage, base_epochs)
+
+    def budget_preview(self, flops_base, flops_pruned):
+        return budget_preview(flops_base, flops_pruned)

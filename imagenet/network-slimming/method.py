@@ -15,7 +15,7 @@ from models import model_entry
 from utils.engine import Hook
 from utils.errors import UserError
 from utils.methods import ChannelMethod, register_method
-from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, capped_budget
+from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, budget_preview, capped_budget
 from utils.slimming import (BN_ALL, BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model,
                             select)
 
@@ -84,3 +84,6 @@ class ImageNetSlimming(ChannelMethod):
 
     def scratch_budget(self, stage, base_epochs):
         return capped_budget(stage, base_epochs, cap=None)
+
+    def budget_preview(self, flops_base, flops_pruned):
+        return budget_preview(flops_base, flops_pruned, cap=None)

@@ -11,7 +11,7 @@ intended 180 / 60.
 """
 from utils.methods import register_method
 from utils.published import PublishedArchitectures, scratch_options
-from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, capped_budget
+from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, budget_preview, capped_budget
 from utils.thinet import ThiNetRule
 
 PUBLISHED = {"thinet-conv": ("thinet-conv", "vgg_official"), "thinet-gap": ("thinet-gap", "vgg_official"),
@@ -35,3 +35,6 @@ class ImageNetThiNet(PublishedArchitectures, ThiNetRule):
 
     def scratch_budget(self, stage, base_epochs):
         return capped_budget(stage, base_epochs)
+
+    def budget_preview(self, flops_base, flops_pruned):
+        return budget_preview(flops_base, flops_pruned)

@@ -77,6 +77,7 @@ class ImageNetWeightLevel(MaskMethod):
     archs = {"imagenet_vgg": (11, 13, 16, 19), "imagenet_resnet": (18, 34, 50, 101, 152)}
     arch_aliases = {"vgg16_bn": ("imagenet_vgg", 16), "resnet50": ("imagenet_resnet", 50)}  # the reference's names
     image_folder = True
+    flag_aliases = {"model": ("--pretrained",)}  # prune.py --pretrained FILE: torchvision's weights, as a file
     Hparams = ImageNetWeightLevelArgs
     ScratchHparams = ImageNetWeightLevelScratchArgs
     defaults = {"train": {**IMAGENET_TRAIN, "arch": "vgg16_bn", "batch_norm": True, "save": "./logs/imagenet-wl"},
