@@ -197,7 +197,7 @@ def main(argv=None):
         for mode, device, decode in rows:
             rate, seen, secs = bench_pipeline(train, args, mode, device)
             rates[mode, device] = rate
-            print(f"| {mode} | {device} | {decode} | {rate:,.1f} | {seen} | {secs:.2f} |", flush=True)
+            print(f"| {mode} | {device} | {decode} | {rate:,.1f} | {seen} | {secs:.4f} |", flush=True)
     if not cuda:
         print("note: " + ("CUDA skipped (--no-cuda)" if args.no_cuda else "CUDA not available") +
               ": the fast path's GPU decode was not timed")

@@ -280,7 +280,10 @@ def test_every_run_script_has_a_dry_run_that_runs_nothing(how, tmp_path):
     assert len(RUN_SCRIPTS) >= 15
     for script in RUN_SCRIPTS:
         save = tmp_path / script.replace("/", "_")
-        argv = ["bash", script, "--save", str(save)] + (["--dry-run"] if how == "flag" else [])
+        # the ImageNet scripts need a data tree and pretrained weights named (a dry run does not read them)
+        needed = ["--data", str(tmp_path / "imagenet"), "--pretrained", str(tmp_path / "w.pth")] \
+            if script.startswith("imagenet/") else []
+        argv = ["bash", script, "--save", str(save)] + needed + (["--dry-run"] if how == "flag" else [])
         env = {**ENV, "PYTHON": "false"} if how == "flag" else {**ENV, "DRY": "1", "PYTHON": "false"}
         proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, (script, proc.stderr)
