@@ -420,6 +420,7 @@ SSS_UNITS = {50: [[3, True], [4, True], [6, True], [3, True]],
 class PreActUnit(nn.Module):
     """BN1 - ReLU (act) - [conv1x1 - BN2 - ReLU - conv3x3 (stride) - BN3 - ReLU - conv1x1] (x lambda) + shortcut;
     the projection shortcut reads act, the identity one x. ``widths`` None: shortcut only."""
+    branch_end = "conv3"  # the branch's last layer, into which a block lambda folds
 
     def __init__(self, inplanes, outplanes, widths, stride, projection, block_lambda=False):
         super().__init__()
@@ -447,7 +448,7 @@ class PreActUnit(nn.Module):
         out = self.conv2(self.relu(self.bn2(out)))
         out = self.conv3(self.relu(self.bn3(out)))
         if hasattr(self, "lambda_"):
-            out = out * self.lambda_
+            out = out * self.lambda_.to(out.dtype)  # bf16 autocast stays bf16
         return out + short
 
 
@@ -496,6 +497,21 @@ class SSSPreResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.relu(self.bn(x))
         return self.fc(self.avgpool(x).flatten(1))
+
+    def block_names(self):
+        """The units with a residual branch."""
+        return list(self._branches)
+
+    def stages(self):
+        """Per stage, its units' module names in order (Sparse Structure Selection's view)."""
+        return [[f"layer{s + 1}.{i}" for i in range(len(getattr(self, f"layer{s + 1}")))] for s in range(4)]
+
+    def branch_cfg(self):
+        """(cfg entries of each branch unit, in block_names order; entries after them)."""
+        return [self.cfg[2 * j:2 * j + 2] for j in range(len(self._branches))], []
+
+    def units_depth(self, depth, units):
+        return 3 * sum(n for n, _ in units) + 2  # SSS's names: ResNet-41 has 13 branch units
 
     def channel_groups(self):
         groups = []
