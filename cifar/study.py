@@ -35,13 +35,22 @@ Settings (method: model, ratios; the trunk is what prune.py reads):
   thinet            vgg16 (vgg-16 at --width): 50% and 70% of the channels of conv1_1..conv4_3 removed (the paper's
                     layers); resnet20 (resnet-20): 50% of every block's first conv. Trunk: the baseline, shared;
                     calibration on the study's training images, no fine-tuning between layers.
+  regression-pruning  vgg16 (vgg-16 at --width): 33% (about 2x fewer FLOPs) and 50% of the channels of
+                    conv1_1..conv4_3 removed by LASSO + least squares; resnet20 (resnet-20): 50% of every block's first
+                    conv (2x), the second conv reconstructed towards the original block output. Trunk: the baseline,
+                    shared; 5,000 calibration images of the training set (the official code's count).
   weight-level      vgg11_bn (vgg11_bn at --width): 30% and 80% of the conv weights; preresnet20
                     (preresnet_wl-20): 30% and 80%. Trunk: the baseline, shared; masks enforced afterwards.
-The table's "baseline" column is the accuracy of the trunk: the unpruned network for l1-norm, thinet and weight-level,
-the sparsity-trained one for network-slimming, the soft-pruned full-size network (SFP's own result) for sfp.
+  sss               resnet20 (resnet-20 with block lambdas): --sss-gamma 0.15 and 0.2 (6 and 8 of its 9 blocks
+                    removed on seed 1; 0.1 removes none at this scale: cifar/sparse-structure-selection/README.md).
+                    Trunk: SSS's sparsity training at that gamma (one per ratio); prune.py removes the blocks whose
+                    lambda reached 0.
+The table's "baseline" column is the accuracy of the trunk: the unpruned network for l1-norm, thinet,
+regression-pruning and weight-level, the sparsity-trained one for network-slimming and sss, the soft-pruned full-size
+network (SFP's own result) for sfp.
 
 Layout: OUT/<method>/<model>/<ratio>/seed<k>/{baseline,pruned,finetune,scratch-E,scratch-B} (the trunk folder
-is 'sparse' for network-slimming and 'sfp' for sfp), each with the stage's log.txt. A trunk shared by the
+is 'sparse' for network-slimming and sss, 'sfp' for sfp), each with the stage's log.txt. A trunk shared by the
 ratios lives under the first ratio; the others get a symlink to it, and their prune.json's "source" names the
 real folder, which is how utils/results.py finds it. OUT/study.json records the scale: a second invocation
 with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning)
@@ -83,6 +92,8 @@ TRAIN_SIZES = {"fashionmnist": 60000, "cifar10": 50000, "cifar100": 50000}
 SLIMMING_S_SCALE = 100  # see the docstring: the paper's s is too weak for a few hundred SGD steps
 FINETUNE_PAPER_EPOCHS = 40
 SFP_SCHEDULE = (0.3, 0.6, 0.8)  # SFP's LR milestones 60/120/160 of 200 epochs (after its epoch-1 warm-up)
+SSS_GAMMAS = (0.15, 0.2)  # SSS's --sss-gamma per ratio: 0.1 removes no block at this scale, 0.15 six, 0.2 eight
+# (sweep_gamma.py on seed 1: cifar/sparse-structure-selection/README.md)
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -114,6 +125,7 @@ class MethodPlan:
     lr: dict = field(default_factory=lambda: {"lr": 0.1})  # the trunk's and scratch runs' LR (the recipe's)
     trunk_options: object = None   # (model, cfg) -> the trunk's method options (slimming's -sr --s)
     schedule: object = None        # E -> the LR milestones of the trunk and scratch runs (SFP's, in epochs)
+    arch_options: dict = field(default_factory=dict)  # architecture options of the trunk (SSS's block lambdas)
 
 
 def _pct(p):
@@ -135,9 +147,16 @@ METHODS = {
     "thinet": MethodPlan("thinet", "cifar/thinet", "baseline", True, 160, (
         Model("vgg16", "vgg", "vgg", 16, (_pct(0.5), _pct(0.7)), width=True),
         Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),)))),
+    "regression-pruning": MethodPlan("regression-pruning", "cifar/regression-pruning", "baseline", True, 160, (
+        Model("vgg16", "vgg", "vgg", 16, (_pct(0.33), _pct(0.5)), width=True),
+        Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),)))),
     "weight-level": MethodPlan("weight-level", "cifar/weight-level", "baseline", True, 160, (
         Model("vgg11_bn", "vgg", "vgg11_bn", 11, (_pct(0.3), _pct(0.8)), width=True),
         Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8))))),
+    "sss": MethodPlan("sss", "cifar/sparse-structure-selection", "sparse", False, 160, (
+        Model("resnet20", "resnet", "resnet", 20,
+              tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS)),),
+        arch_options={"block_lambda": True}),
 }
 
 
@@ -197,7 +216,8 @@ def plan(cfg, methods, models, seeds):
                 if models and model.family not in models and model.name not in models:
                     continue
                 entry = model_entry(model.arch)
-                options = given(entry.options, width=cfg["width"]) if model.width else None
+                arch_options = {**({"width": cfg["width"]} if model.width else {}), **m.arch_options}
+                options = given(entry.options, **arch_options) if arch_options else None
                 shared = None
                 for ratio in model.ratios:
                     run = os.path.join(out, m.name, model.name, ratio.name, f"seed{seed}")

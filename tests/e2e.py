@@ -155,6 +155,54 @@ def lottery(root, seed=1):
 
 
 
+# ------------------------------------------------------------------------------------- regression pruning
+REGRESSION = {"epochs": 3, "percent": 0.5, "calib_images": 500, "width": 0.125, "train_subset": 3000,
+              "test_subset": 1000}
+
+
+def regression(root, seed=1):
+    """He et al.'s channel pruning on VGG-16 at width 1/8: baseline, LASSO + least squares on conv1_1..conv4_3
+    (half of each layer's channels), fine-tune, scratch-E, scratch-B, through cifar/regression-pruning's scripts."""
+    key, root, c = "cifar/regression-pruning", Path(root), REGRESSION
+    data = data_flags(c["test_subset"])
+    train = data + ["--train-subset", c["train_subset"], "--seed", seed] + QUIET
+    pruned = root / "pruned" / "pruned.pth.tar"
+    stage(key, "train", train + ["--arch", "vgg", "--depth", 16, "--width", c["width"], "--epochs", c["epochs"],
+                                 "--save", root / "baseline"], log=NOLOG)
+    stage(key, "prune", data + ["--model", root / "baseline" / "checkpoint.pth.tar", "--percent", c["percent"],
+                                "--calib-images", c["calib_images"], "--seed", seed, "--save", root / "pruned"],
+          log=NOLOG)
+    stage(key, "finetune", train + ["--refine", pruned, "--epochs", 1, "--save", root / "finetune"], log=NOLOG)
+    for budget in ("E", "B"):
+        stage(key, "scratch", train + ["--scratch", pruned, "--budget", budget, "--epochs", c["epochs"],
+                                       "--save", root / f"scratch-{budget}"], log=NOLOG)
+    return results(root, ("baseline", "finetune", "scratch-E", "scratch-B"))
+
+
+# ------------------------------------------------------------------------------- sparse structure selection
+SSS = {"epochs": 3, "gamma": 0.1, "train_subset": 1000, "test_subset": 500}
+
+
+def sss(root, seed=1):
+    """Sparse Structure Selection of ResNet-20 (block lambdas, APG-NAG at gamma 0.1, which zeroes a few blocks within
+    ~50 steps), remove the blocks whose lambda is 0, fine-tune, scratch-E/B. A constant LR: at this scale lambdas
+    that reach 0 at lr 0.1 come back after an LR drop (the threshold lr x gamma drops with it, the data's pull on
+    lambda does not), so the selection would depend on the seed (0 to 4 blocks in three seeds)."""
+    key, root, c = "cifar/sparse-structure-selection", Path(root), SSS
+    data = data_flags(c["test_subset"])
+    train = data + ["--train-subset", c["train_subset"], "--seed", seed, "--schedule"] + QUIET
+    pruned = root / "pruned" / "pruned.pth.tar"
+    stage(key, "train", train + ["--arch", "resnet", "--depth", 20, "--sss-gamma", c["gamma"], "--epochs",
+                                 c["epochs"], "--save", root / "sparse"], log=NOLOG)
+    stage(key, "prune", data + ["--model", root / "sparse" / "checkpoint.pth.tar", "--save", root / "pruned"],
+          log=NOLOG)
+    stage(key, "finetune", train + ["--refine", pruned, "--epochs", 1, "--save", root / "finetune"], log=NOLOG)
+    for budget in ("E", "B"):
+        stage(key, "scratch", train + ["--scratch", pruned, "--budget", budget, "--epochs", c["epochs"],
+                                       "--save", root / f"scratch-{budget}"], log=NOLOG)
+    return results(root, ("sparse", "finetune", "scratch-E", "scratch-B"))
+
+
 def accuracies(name, res):
     """{stage: final test accuracy} of an experiment's result, the numbers the bars apply to."""
     if name == "lottery":
@@ -163,7 +211,10 @@ def accuracies(name, res):
             out[f"round{r['round']} ticket"] = r["ticket"]["final_prec1"]
             out[f"round{r['round']} scratch"] = r["scratch"]["final_prec1"]
         return out
-    return {k: v["final_prec1"] for k, v in res.items() if isinstance(v, dict) and "final_prec1" in v}
+    out = {k: v["final_prec1"] for k, v in res.items() if isinstance(v, dict) and "final_prec1" in v}
+    if name == "regression":  # what least squares keeps before any retraining
+        out["pruned"] = res["prune"]["acc_after"]
+    return out
 
 
 def write_margins(path, table):
@@ -221,4 +272,4 @@ def imagenet_l1(root, seed=1, tree=None):
 
 
 EXPERIMENTS = {"demo": demo, "slimming": slimming, "weight_level": weight_level, "sfp": sfp, "lottery": lottery,
-               "imagenet_l1": imagenet_l1}
+               "imagenet_l1": imagenet_l1, "regression": regression, "sss": sss}

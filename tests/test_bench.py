@@ -101,16 +101,20 @@ def test_the_deployed_form_computes_what_the_pruned_network_computes():
 
 def test_prune_cost_bench_times_every_layer():
     proc = run([ROOT / "bench" / "prune_cost.py", "--images", 20, "--holdout-images", 0, "--batch-size", 10,
-                "--threads", 1])
+                "--threads", 1, "--reps", 1])
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("machine: ")
-    rows = [line for line in lines if line.startswith("| conv")]
-    assert [r.split("|")[1].strip() for r in rows] == [f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3),
-                                                                                   (5, 3)) for i in range(1, n + 1)]
-    for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        before, after = float(cells[8]), float(cells[9])
-        assert 0 <= after <= before + 1e-9
+    split = next(i for i, line in enumerate(lines) if line.startswith("regression pruning"))
+    names = [f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(1, n + 1)]
+    # ThiNet's table, then regression pruning's (LASSO + least squares) from the same pass
+    for table, (before_col, after_col) in ((lines[:split], (8, 9)), (lines[split:], (10, 11))):
+        rows = [line for line in table if line.startswith("| conv")]
+        assert [r.split("|")[1].strip() for r in rows] == names
+        for row in rows:
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            before, after = float(cells[before_col]), float(cells[after_col])
+            assert 0 <= after <= before + 1e-9
+    assert lines[-1].startswith("regression: slowest layer's selection + least squares")
 
 
 def test_train_step_bench_prints_both_loops_and_their_ratio():

@@ -82,7 +82,9 @@ def data(tmp_path_factory):
 
 
 PRUNE_OPTIONS = {"cifar/thinet": {"calib_images": 16, "percent": 0.5},
-                 "imagenet/thinet": {"calib_images": 16, "percent": 0.5}}
+                 "imagenet/thinet": {"calib_images": 16, "percent": 0.5},
+                 "cifar/regression-pruning": {"calib_images": 16, "percent": 0.5},
+                 "imagenet/regression-pruning": {"calib_images": 40, "percent": 0.5}}  # 1x1 maps in layer4
 
 
 @pytest.mark.parametrize("key", [k for k in METHODS if not isinstance(get_method(k), PublishedOnly)])
@@ -98,6 +100,13 @@ def test_every_method_prunes_a_small_network_of_each_architecture_it_declares(ke
             from utils.methods import import_path
             sfp = import_path(str(ROOT / key / "method.py"), "sfp_for_registry_walk")
             sfp.soft_prune(model, sfp.select_layers(model, "inner"), 0.7)
+        if key.endswith("/sparse-structure-selection"):  # its rule removes the blocks whose lambda training zeroed
+            spec = model.spec.to_dict()
+            spec["options"]["block_lambda"] = True
+            model = build_from_spec(spec)
+            with torch.no_grad():
+                for i, name in enumerate(model.block_names()):
+                    model.get_submodule(name).lambda_.fill_(float(i % 2))
         path = tmp_path / f"{arch}.pth.tar"
         args = {"sparsity_regularization": True} if key == "cifar/network-slimming" else {}
         save_checkpoint({**spec_fields(model, "cifar10"), "state_dict": model.state_dict(), "args": args}, path)

@@ -25,8 +25,11 @@ SETTINGS = [
     ("sfp", "resnet20", ["rate0.7", "rate0.6"], "sfp", False),
     ("thinet", "vgg16", ["p0.5", "p0.7"], "baseline", True),
     ("thinet", "resnet20", ["p0.5"], "baseline", True),
+    ("regression-pruning", "vgg16", ["p0.33", "p0.5"], "baseline", True),
+    ("regression-pruning", "resnet20", ["p0.5"], "baseline", True),
     ("weight-level", "vgg11_bn", ["p0.3", "p0.8"], "baseline", True),
     ("weight-level", "preresnet20", ["p0.3", "p0.8"], "baseline", True),
+    ("sss", "resnet20", ["gamma0.15", "gamma0.2"], "sparse", False),
 ]
 
 
@@ -86,7 +89,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
                 for argv in (ft, se, sb):
                     assert flag(argv, "--seed") == str(seed) and flag(argv, "--test-subset") == "2000"
     assert set(commands) == expected
-    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 3 * 4 + 2 + 4 * 4)
+    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 3 * 4 + 2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4)
 
     # each method's own trunk recipe
     s1 = out / "network-slimming" / "vgg11" / "p0.5" / "seed1"
@@ -105,6 +108,9 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     assert flag(commands[str(b / "pruned")], "--variant") == "B"
     assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
         in comments
+    for gamma in ("0.15", "0.2"):  # one SSS trunk per gamma, with block lambdas
+        sss = commands[str(out / "sss" / "resnet20" / f"gamma{gamma}" / "seed1" / "sparse")]
+        assert flag(sss, "--sss-gamma") == gamma and "--block-lambda" in sss and flag(sss, "--arch") == "resnet"
     wl = commands[str(out / "weight-level" / "preresnet20" / "p0.8" / "seed3" / "pruned")]
     assert flag(wl, "--percent") == "0.8"
     # seeds run outermost: every seed-1 command before any seed-2 one
@@ -114,7 +120,8 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
 
 def method_folder(method):
     return {"l1-norm": "l1-norm-pruning", "network-slimming": "network-slimming", "sfp": "soft-filter-pruning",
-            "thinet": "thinet", "weight-level": "weight-level"}[method]
+            "thinet": "thinet", "regression-pruning": "regression-pruning", "weight-level": "weight-level",
+            "sss": "sparse-structure-selection"}[method]
 
 
 def test_dry_run_options_select_and_scale(tmp_path):

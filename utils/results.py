@@ -80,11 +80,14 @@ def _source_of(summary):
 
 def pruned_label(record):
     """How the paper names a pruned model: the variant, the ratio or the rate of its rule, given to the prune
-    step or, failing that, to the training of its source (``source_options``: SFP's --rate)."""
+    step or, failing that, to the training of its source (``source_options``: SFP's --rate, Sparse Structure
+    Selection's --sss-gamma)."""
     for rec in (record, record.get("source_options") or {}):
         if rec.get("variant"):
             return str(rec["variant"])
-        for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}")):
+        if rec.get("widths"):  # per-layer targets from a file (regression pruning's --widths vgg16_5x.widths)
+            return os.path.splitext(os.path.basename(str(rec["widths"])))[0]
+        for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}"), ("sss_gamma", "gamma {:g}")):
             if rec.get(key) is not None:
                 return fmt.format(rec[key])
     return "pruned"

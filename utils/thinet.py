@@ -45,11 +45,11 @@ def sample_positions(n_images, n_samples, out_channels, out_height, out_width, g
     return o, u, v
 
 
-class ContributionGram:
-    """Running Gram matrix A = X̂ᵀX̂ (float64) of ThiNet's per-channel contributions for one consumer layer.
+class ConsumerSampler:
+    """The geometry of one consumer layer (layer i+1), for sampling its outputs: where a drawn output position
+    reads its input (kernel, stride, dilation, padding) and how many channels feed it. Shared by ThiNet's
+    ``ContributionGram`` and the regression method's statistics (utils/lasso.py).
 
-    Only the consumer's geometry is kept, not the module, so the same accumulator serves a consumer whose
-    weight is passed separately (e.g. the original network's, while the input comes from a partly pruned one).
     ``features_per_channel`` is for a Linear consumer after a flatten of C x H x W: channel c owns the
     contiguous features [c·H·W, (c+1)·H·W), and its contribution is the whole block's (ThiNet's fc6 case).
     """
@@ -82,13 +82,13 @@ class ContributionGram:
             self.features_per_channel = fpc
         else:
             raise TypeError(f"consumer must be nn.Conv2d or nn.Linear, not {type(consumer).__name__}")
-        self.A = None  # created on the first update's device
-        self.count = 0
 
     @property
-    def total(self):
-        """1ᵀA1 = Σ ŷ², the energy of the sampled outputs: the denominator of relative errors."""
-        return 0.0 if self.A is None else float(self.A.sum())
+    def features(self):
+        """Input features one sample reads per channel: k·k for a conv, the block of a flattened map for a Linear."""
+        if self.kind == "conv":
+            return self.kernel_size[0] * self.kernel_size[1]
+        return self.features_per_channel
 
     def output_size(self, height, width):
         if self.kind == "linear":
@@ -98,15 +98,74 @@ class ContributionGram:
         return ((height + top + bottom - dh * (kh - 1) - 1) // sh + 1,
                 (width + left + right - dw * (kw - 1) - 1) // sw + 1)
 
-    def draw(self, x_shape, n_samples, generator=None):
-        """The (o, u, v) that ``update`` with the same generator state would use, for a batch of this shape."""
-        if self.kind == "conv":
-            out_h, out_w = self.output_size(x_shape[2], x_shape[3])
-        else:
-            out_h, out_w = 1, 1
+    def _output_hw(self, x_shape):
+        out_h, out_w = self.output_size(x_shape[2], x_shape[3]) if self.kind == "conv" else (1, 1)
         if out_h < 1 or out_w < 1:
             raise ValueError(f"input {tuple(x_shape)} is smaller than the consumer's receptive field")
+        return out_h, out_w
+
+    def draw(self, x_shape, n_samples, generator=None):
+        """The (o, u, v) that ``ContributionGram.update`` with the same generator state would use, for a batch of
+        this shape."""
+        out_h, out_w = self._output_hw(x_shape)
         return sample_positions(x_shape[0], n_samples, self.out_channels, out_h, out_w, generator)
+
+    def draw_positions(self, x_shape, n_samples, generator=None):
+        """(u, v): ``n_samples`` output positions per image, each with all output channels (He et al.'s sampling)."""
+        out_h, out_w = self._output_hw(x_shape)
+        device = generator.device if generator is not None else torch.device("cpu")
+        shape = (x_shape[0], n_samples)
+        u = torch.randint(out_h, shape, generator=generator, device=device)
+        v = torch.randint(out_w, shape, generator=generator, device=device)
+        return u, v
+
+    def patches(self, x, u, v):
+        """The input patch under each drawn output position, (N, S, kh, kw, C), by advanced indexing: the batch of
+        (image, sample) pairs is one indexing op, with no loop over samples."""
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        top, bottom, left, right = self.pad
+        xp = F.pad(x, (left, right, top, bottom))
+        dev = x.device
+        rows = u.unsqueeze(-1) * sh + torch.arange(kh, device=dev) * dh                # (N, S, kh)
+        cols = v.unsqueeze(-1) * sw + torch.arange(kw, device=dev) * dw                # (N, S, kw)
+        img = torch.arange(x.shape[0], device=dev).view(-1, 1, 1, 1)
+        return xp[img, :, rows.unsqueeze(-1), cols.unsqueeze(-2)]
+
+    def _check_input(self, x, weight):
+        if self.kind == "conv":
+            if x.dim() != 4 or x.shape[1] != self.num_channels:
+                raise ValueError(f"conv consumer with {self.num_channels} input channels got input "
+                                 f"{tuple(x.shape)}; expected (N, {self.num_channels}, H, W)")
+            expected = (self.out_channels, self.num_channels) + self.kernel_size
+        else:
+            x = x.flatten(1)
+            if x.shape[1] != self.num_channels * self.features_per_channel:
+                raise ValueError(f"Linear consumer with {self.num_channels * self.features_per_channel} inputs "
+                                 f"got input {tuple(x.shape)}")
+            expected = (self.out_channels, self.num_channels * self.features_per_channel)
+        if tuple(weight.shape) != expected:
+            raise ValueError(f"weight {tuple(weight.shape)} does not match the consumer's {expected}")
+        if weight.device != x.device:
+            raise ValueError(f"weight on {weight.device}, input on {x.device}")
+        return x
+
+
+class ContributionGram(ConsumerSampler):
+    """Running Gram matrix A = X̂ᵀX̂ (float64) of ThiNet's per-channel contributions for one consumer layer.
+
+    Only the consumer's geometry is kept, not the module, so the same accumulator serves a consumer whose
+    weight is passed separately (e.g. the original network's, while the input comes from a partly pruned one).
+    """
+
+    def __init__(self, consumer, features_per_channel=None):
+        super().__init__(consumer, features_per_channel)
+        self.A = None  # created on the first update's device
+        self.count = 0
+
+    @property
+    def total(self):
+        """1ᵀA1 = Σ ŷ², the energy of the sampled outputs: the denominator of relative errors."""
+        return 0.0 if self.A is None else float(self.A.sum())
 
     def contributions(self, x, weight, o, u, v):
         """X̂ for the given draws: (N·S, C) float64 rows ordered image-major; row Σ = consumer output − bias."""
@@ -114,8 +173,7 @@ class ContributionGram:
         weight = weight.detach()
         o, u, v = (t.to(x.device) for t in (o, u, v))
         n_img, n_samp = o.shape
-        per_image = n_samp * self.num_channels * (
-            self.kernel_size[0] * self.kernel_size[1] if self.kind == "conv" else self.features_per_channel)
+        per_image = n_samp * self.num_channels * self.features
         step = max(1, _CHUNK_ELEMENTS // max(per_image, 1))
         parts = []
         for start in range(0, n_img, step):
@@ -141,35 +199,8 @@ class ContributionGram:
             self.count += xhat.shape[0]
         return self
 
-    def _check_input(self, x, weight):
-        if self.kind == "conv":
-            if x.dim() != 4 or x.shape[1] != self.num_channels:
-                raise ValueError(f"conv consumer with {self.num_channels} input channels got input "
-                                 f"{tuple(x.shape)}; expected (N, {self.num_channels}, H, W)")
-            expected = (self.out_channels, self.num_channels) + self.kernel_size
-        else:
-            x = x.flatten(1)
-            if x.shape[1] != self.num_channels * self.features_per_channel:
-                raise ValueError(f"Linear consumer with {self.num_channels * self.features_per_channel} inputs "
-                                 f"got input {tuple(x.shape)}")
-            expected = (self.out_channels, self.num_channels * self.features_per_channel)
-        if tuple(weight.shape) != expected:
-            raise ValueError(f"weight {tuple(weight.shape)} does not match the consumer's {expected}")
-        if weight.device != x.device:
-            raise ValueError(f"weight on {weight.device}, input on {x.device}")
-        return x
-
     def _conv_chunk(self, x, weight, o, u, v):
-        # Gather the padded input's patch under each drawn output position by advanced indexing: the batch
-        # of (image, sample) pairs is one indexing op and one einsum, with no loop over samples.
-        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        top, bottom, left, right = self.pad
-        xp = F.pad(x, (left, right, top, bottom))
-        dev = x.device
-        rows = u.unsqueeze(-1) * sh + torch.arange(kh, device=dev) * dh                # (N, S, kh)
-        cols = v.unsqueeze(-1) * sw + torch.arange(kw, device=dev) * dw                # (N, S, kw)
-        img = torch.arange(x.shape[0], device=dev).view(-1, 1, 1, 1)
-        patch = xp[img, :, rows.unsqueeze(-1), cols.unsqueeze(-2)]                     # (N, S, kh, kw, C)
+        patch = self.patches(x, u, v)                                                  # (N, S, kh, kw, C)
         return torch.einsum("nsabc,nscab->nsc", patch.double(), weight[o].double())
 
     def _linear_chunk(self, x, weight, o):
@@ -356,18 +387,24 @@ def rescale_consumer(weight, kept, w, features_per_channel=1):
 
 
 # ------------------------------------------------------------------------------- the whole-network schedule
-def consumer_of(model, group):
+def consumer_of(model, group, allow_select=False):
     """(consumer module name, features per channel) of a channel group ThiNet can prune: its channels feed
-    exactly one conv or Linear (layer i+1) and pass through no channel selection."""
-    if group.select or group.mask or len(group.inp) != 1:
+    exactly one conv or Linear (layer i+1) and pass through no channel selection. ``allow_select`` also takes a
+    selection straight off the residual stream (ResNet-50-2x's input selection, which the regression method
+    prunes): nothing produces its channels alone, the consumer reads the selected ones."""
+    selection = allow_select and group.select and not group.mask and not group.out
+    if (group.select and not selection) or group.mask or len(group.inp) != 1:
         raise ValueError(f"{group.name}: ThiNet needs a group whose channels feed exactly one layer")
     module = model.get_submodule(group.inp[0])
     if not isinstance(module, (nn.Conv2d, nn.Linear)):
         raise ValueError(f"{group.name}: its consumer {group.inp[0]} is a {type(module).__name__}")
-    producer = model.get_submodule(group.out[0])
     fpc = 1
     if isinstance(module, nn.Linear):
-        width = getattr(producer, "out_channels", None) or getattr(producer, "num_features")
+        if selection:
+            width = model.cfg[group.cfg_index]
+        else:
+            producer = model.get_submodule(group.out[0])
+            width = getattr(producer, "out_channels", None) or getattr(producer, "num_features")
         fpc = module.in_features // width
     return group.inp[0], fpc
 
@@ -401,6 +438,7 @@ def prune_layer_by_layer(model, groups, keep_fraction, loader, samples_per_image
     fine-tune) if given. Returns (pruned network, {cfg index: kept positions}, per-layer records)."""
     from utils.surgery import prune_channels
     generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
     current = model
     keep, records = {}, []
     for name in groups:
@@ -414,7 +452,7 @@ def prune_layer_by_layer(model, groups, keep_fraction, loader, samples_per_image
         before, after = relative_reconstruction_error(gram.A, kept), relative_reconstruction_error(gram.A, kept, w)
         weight = current.get_submodule(consumer_name).weight.detach()
         scaled = rescale_consumer(weight, kept, w, fpc)
-        current = prune_channels(current, {group.cfg_index: kept})
+        current = prune_channels(current, {group.cfg_index: kept}).to(device)  # surgery rebuilds on the CPU
         with torch.no_grad():
             current.get_submodule(consumer_name).weight.copy_(scaled)
         keep[group.cfg_index] = kept

@@ -1,6 +1,8 @@
-"""Train a published regression-pruning network from scratch (--model vgg-5x or resnet-2x, as the reference's
-main_E.py / main_B.py): scratch-E (--budget E) 90 epochs, x0.1 every 30; scratch-B (--budget B) by the cap rule:
-VGG-16-5x 180 epochs / step 60, ResNet-50-2x 134 / 44. VGG-16-5x trains at --lr 0.01, as the reference's README runs it.
+"""Train a regression-pruning network from scratch: a published one by name (--model vgg-5x or resnet-2x, as the
+reference's main_E.py / main_B.py) or one pruned by prune.py (--scratch). scratch-E (--budget E) 90 epochs, x0.1
+every 30; scratch-B (--budget B) by the cap rule: 180 epochs / step 60 when FLOPs(base) / FLOPs(pruned) >= 2
+(VGG-16-5x), else int(90 r) epochs / a third (ResNet-50-2x: 134 / 44). VGG-16-5x trains at --lr 0.01, as the
+reference's README runs it.
 
 Example: python imagenet/regression-pruning/scratch.py --data /data/imagenet --model resnet-2x --budget B \\
              --save logs/imagenet-regression/resnet-2x/scratch-B
