@@ -150,3 +150,20 @@ def write_jpeg_tree(root, classes=3, train_per_class=6, val_per_class=2, seed=0,
                 img = (base + torch.randint(-40, 40, (3, h, w), generator=g)).clamp(0, 255).to(torch.uint8)
                 (folder / f"img{i}.JPEG").write_bytes(encode_jpeg(img, quality=90).numpy().tobytes())
     return str(root)
+
+
+def small_vgg16(seed=0, width=0.25):
+    """The CIFAR VGG-16 (L1 variant) at a fraction of its widths, seeded: the data-driven rules' test network."""
+    import torch
+    from models import create_model, default_cfg, scale_cfg
+    torch.manual_seed(seed)
+    return create_model("vgg", 16, cfg=scale_cfg(default_cfg("vgg", 16), width))
+
+
+def cifar_eval_loader(data, n=120, batch=40):
+    """An evaluation DeviceLoader over the first ``n`` training images of a CIFAR-format folder."""
+    from utils.data import DeviceLoader, TensorDataset, dataset_info, load_dataset
+    info = dataset_info("cifar10")
+    train, _ = load_dataset("cifar10", data)
+    return DeviceLoader(TensorDataset(train.images[:n], train.labels[:n]), batch, train=False, mean=info.mean,
+                        std=info.std)

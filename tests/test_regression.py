@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from conftest import ROOT, stage, write_cifar, write_jpeg_tree
-from models import create_model, default_cfg, scale_cfg
+from conftest import cifar_eval_loader, small_vgg16, ROOT, stage, write_cifar, write_jpeg_tree
+from models import create_model
 from utils.checkpoint import save_checkpoint, spec_fields
 from utils.errors import UserError
 
@@ -23,17 +23,7 @@ def data(tmp_path_factory):
     return write_cifar(tmp_path_factory.mktemp("regression_data"), n_train=120, n_test=40, seed=3)
 
 
-def vgg(seed=0, width=0.25):
-    torch.manual_seed(seed)
-    return create_model("vgg", 16, cfg=scale_cfg(default_cfg("vgg", 16), width))
-
-
-def loader_of(data, n=120, batch=40):
-    from utils.data import DeviceLoader, TensorDataset, dataset_info, load_dataset
-    info = dataset_info("cifar10")
-    train, _ = load_dataset("cifar10", data)
-    return DeviceLoader(TensorDataset(train.images[:n], train.labels[:n]), batch, train=False, mean=info.mean,
-                        std=info.std)
+vgg, loader_of = small_vgg16, cifar_eval_loader
 
 
 def saved(model, path, dataset="cifar10"):

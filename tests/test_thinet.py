@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import stage, write_cifar
-from models import create_model, default_cfg, scale_cfg
+from conftest import cifar_eval_loader, small_vgg16, stage, write_cifar
+from models import create_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 KEY = "cifar/thinet"
@@ -19,17 +19,7 @@ def data(tmp_path_factory):
     return write_cifar(tmp_path_factory.mktemp("thinet_data"), n_train=120, n_test=40, seed=3)
 
 
-def vgg(seed=0, width=0.25):
-    torch.manual_seed(seed)
-    return create_model("vgg", 16, cfg=scale_cfg(default_cfg("vgg", 16), width))
-
-
-def loader_of(data, n=120, batch=40):
-    from utils.data import DeviceLoader, TensorDataset, dataset_info, load_dataset
-    info = dataset_info("cifar10")
-    train, _ = load_dataset("cifar10", data)
-    return DeviceLoader(TensorDataset(train.images[:n], train.labels[:n]), batch, train=False, mean=info.mean,
-                        std=info.std)
+vgg, loader_of = small_vgg16, cifar_eval_loader
 
 
 def test_channels_the_next_layer_ignores_are_removed_and_outputs_do_not_change(data):
