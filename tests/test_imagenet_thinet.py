@@ -8,7 +8,6 @@ from conftest import stage, write_jpeg_tree
 from models import create_model
 from models.imagenet import VGG_CONVS
 from utils.checkpoint import save_checkpoint, spec_fields
-from utils.methods import StageContext, get_method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 KEY = "imagenet/thinet"
@@ -28,18 +27,10 @@ def data(tree):
 @pytest.mark.parametrize("name,expected", [("thinet-70", (141, 47)), ("thinet-30", (180, 60)),
                                            ("thinet-tiny", (180, 60))])
 def test_published_networks_get_the_cap_rule(name, expected):
-    from utils.cli import args_for
-    from utils.data import dataset_info
-    from utils.stages import TrainArgs
-    method = get_method(KEY)
-    hp = method.ScratchHparams(model=name)
-    ckpt, model = method.published_source(hp, dataset_info("imagenet"))
-    train = args_for(TrainArgs, method, "scratch")
-    ctx = StageContext("scratch-B", hp, None, train, dataset_info("imagenet"), model=model, source=ckpt,
-                       source_path=f"published:{name}")
-    epochs, record = method.scratch_budget(ctx, train.epochs)
+    from test_imagenet_published import budget
+    epochs, schedule, record, _ = budget(KEY, name)
     assert (epochs, record["lr_step"]) == expected
-    assert train.schedule == list(range(expected[1], epochs, expected[1]))
+    assert schedule == list(range(expected[1], epochs, expected[1]))
 
 
 def test_scratch_trains_a_published_network_by_name(tree, tmp_path):
