@@ -74,7 +74,9 @@ class ChannelGroup:
     four vectors), dim 1 of the ``inp`` modules' weights (the consumers), and for channel selection
     narrows the ``select`` modules' kept set; the ``mask`` BNs feed a selection layer and stay whole.
     ``inp_spatial`` is the number of consecutive input features per channel of the ``inp`` consumers: 1 for a
-    conv, H*W for a Linear reading a flattened C x H x W map (ImageNet VGG heads: 49).
+    conv, H*W for a Linear reading a flattened C x H x W map (ImageNet VGG heads: 49). ``sites`` are the modules
+    (identities) whose outputs carry the group's channels after their ReLU: where a data-driven rule (EKG) measures
+    activation x gradient.
     """
     cfg_index: int
     name: str
@@ -83,6 +85,7 @@ class ChannelGroup:
     select: list = field(default_factory=list)
     mask: list = field(default_factory=list)
     inp_spatial: int = 1
+    sites: list = field(default_factory=list)
 
 
 def selection_group(cfg_index, unit, bn, consumer, compact):

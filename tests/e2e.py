@@ -203,6 +203,33 @@ def sss(root, seed=1):
     return results(root, ("sparse", "finetune", "scratch-E", "scratch-B"))
 
 
+# ----------------------------------------------------------------------------------------------------- EKG
+EKG = {"epochs": 3, "train_subset": 1000, "test_subset": 500, "keep_flops": 0.6, "subset_per_class": 16,
+       "val_per_class": 8, "search_batch_size": 40, "finetune_epochs": 2}
+
+
+def ekg(root, seed=1):
+    """EKG on its ResNet-20: baseline, search to 60% of the FLOPs (official counter), memory bank of 5 teachers
+    over the training images, fine-tune with the bank (two views + KD) and without it (CE), scratch-E, scratch-B;
+    cifar/ekg/experiment.sh --quick runs the same scale."""
+    key, root, c = "cifar/ekg", Path(root), EKG
+    data = data_flags(c["test_subset"])
+    train = data + ["--train-subset", c["train_subset"], "--seed", seed] + QUIET
+    pruned = root / "pruned" / "pruned.pth.tar"
+    stage(key, "train", train + ["--depth", 20, "--epochs", c["epochs"], "--save", root / "baseline"], log=NOLOG)
+    stage(key, "prune", data + ["--model", root / "baseline" / "checkpoint.pth.tar", "--keep-flops", c["keep_flops"],
+                                "--subset-per-class", c["subset_per_class"], "--val-per-class", c["val_per_class"],
+                                "--search-batch-size", c["search_batch_size"], "--bank-images", c["train_subset"],
+                                "--save", root / "pruned"], log=NOLOG)
+    for name, knowledge in (("finetune", "on"), ("finetune-ce", "off")):
+        stage(key, "finetune", train + ["--refine", pruned, "--knowledge", knowledge, "--epochs", c["finetune_epochs"],
+                                        "--schedule", "--save", root / name], log=NOLOG)
+    for budget in ("E", "B"):
+        stage(key, "scratch", train + ["--scratch", pruned, "--budget", budget, "--epochs", c["epochs"],
+                                       "--save", root / f"scratch-{budget}"], log=NOLOG)
+    return results(root, ("baseline", "finetune", "finetune-ce", "scratch-E", "scratch-B"))
+
+
 def accuracies(name, res):
     """{stage: final test accuracy} of an experiment's result, the numbers the bars apply to."""
     if name == "lottery":
@@ -272,4 +299,4 @@ def imagenet_l1(root, seed=1, tree=None):
 
 
 EXPERIMENTS = {"demo": demo, "slimming": slimming, "weight_level": weight_level, "sfp": sfp, "lottery": lottery,
-               "imagenet_l1": imagenet_l1, "regression": regression, "sss": sss}
+               "imagenet_l1": imagenet_l1, "regression": regression, "sss": sss, "ekg": ekg}

@@ -185,3 +185,19 @@ def test_imagenet_loader_bench_with_data_folder_and_errors(tmp_path):
     helptext = run([IMAGENET, "--help"]).stdout
     for flag in ("--data", "--images", "--epochs", "--workers", "--batch-size", "--no-cuda", "ratio"):
         assert flag in helptext
+
+
+def test_ekg_search_bench_times_steps_and_the_bank():
+    proc = run([ROOT / "bench" / "ekg_search.py", "--depth", 20, "--val-images", 24, "--batch-size", 12, "--steps", 2,
+                "--bank-images", 24, "--teachers", 2, "--threads", 1])
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("machine: ")
+    steps = [line for line in lines if re.match(r"\s+step +\d+:", line)]
+    assert len(steps) == 2
+    kept = [float(re.search(r"FLOPs kept ([0-9.]+)", s).group(1)) for s in steps]
+    assert 1 > kept[0] > kept[1] > 0  # each step removes FLOPs
+    assert re.match(r"search: [0-9.]+ s per step \(mean of 2\)", next(x for x in lines if x.startswith("search:")))
+    assert re.match(r"memory bank: 2 teachers x 24 images in one pass: [0-9.]+ s .*\(24, 10, 2\) float16",
+                    lines[-1])
+    bad = run([ROOT / "bench" / "ekg_search.py", "--depth", 9], check=False)
+    assert bad.returncode == 2 and "--depth 9" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -133,7 +133,8 @@ def test_slimming_networks_golden(arch, depth, classes, golden):
 @pytest.mark.parametrize("arch", list_models(family="cifar"))  # ImageNet zoo: test_imagenet_models.py
 @pytest.mark.parametrize("geometry", ["default-32x32x3", "small-28x28x1"])
 def test_macs_agree_with_torch_flop_counter(arch, geometry):
-    small = {"vgg": 11, "vgg_slim": 13, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20}
+    small = {"vgg": 11, "vgg_slim": 13, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20,
+             "resnet_ekg": 20}
     small.update({**{f"vgg{d}{bn}": d for d in (11, 13, 16, 19) for bn in ("", "_bn")},  # weight-level models
                   "preresnet_wl": 20, "densenet_wl": 40, "densenet_bc": 40})
     if geometry.startswith("default"):

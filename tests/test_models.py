@@ -12,7 +12,8 @@ from utils.errors import UserError
 
 ARCHS = list_models(family="cifar")  # the ImageNet zoo has its own tests (test_imagenet_models.py)
 # A small depth per architecture for the tests that do not need the paper's network.
-SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20}
+SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_wl": 20, "resnet_sfp": 20,
+         "resnet_ekg": 20}
 # weight-level (bearpaw) models: each VGG has its one depth; preresnet_wl-20 is the basic-block variant
 WEIGHT_LEVEL_SMALL = {**{f"vgg{d}{bn}": d for d in (11, 13, 16, 19) for bn in ("", "_bn")},
                       "preresnet_wl": 20, "densenet_wl": 40, "densenet_bc": 40}
@@ -37,7 +38,7 @@ def _randomise(model, seed=0):
 
 
 def test_registry_lists_the_paper_architectures():
-    assert set(ARCHS) == {"vgg", "vgg_slim", "resnet", "preresnet", "densenet", "resnet_wl", "resnet_sfp"} \
+    assert set(ARCHS) == {"vgg", "vgg_slim", "resnet", "preresnet", "densenet", "resnet_wl", "resnet_sfp", "resnet_ekg"} \
         | set(WEIGHT_LEVEL_SMALL)
 
 

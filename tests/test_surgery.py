@@ -10,7 +10,7 @@ from models import build_from_spec, create_model, list_models
 from utils.errors import UserError
 from utils.surgery import keep_largest, l1_filter_scores, prune_channels, zero_channels
 
-SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_sfp": 20}
+SMALL = {"vgg": 11, "vgg_slim": 11, "resnet": 20, "preresnet": 20, "densenet": 40, "resnet_sfp": 20, "resnet_ekg": 20}
 # weight-level (bearpaw) models: each VGG has its one depth; preresnet_wl-20 is the basic-block variant
 WEIGHT_LEVEL_SMALL = {**{f"vgg{d}{bn}": d for d in (11, 13, 16, 19) for bn in ("", "_bn")},
                       "preresnet_wl": 20, "densenet_wl": 40, "densenet_bc": 40}

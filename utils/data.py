@@ -472,5 +472,62 @@ class DeviceLoader:
             out = (x, self.labels[idx])
             yield out + (idx,) if with_indices else out
 
+    def view_batches(self, views=2, jitter=0.0, epoch=None):
+        """Training batches of ``views`` independently augmented copies of each image (crop, flip and, with
+        ``jitter`` > 0, contrast and saturation factors in [1 - jitter, 1 + jitter] per image), concatenated view
+        by view: (images [views x B, ...], labels [B], dataset indices [B]). View 1 is what ``batches`` yields
+        (jitter aside); each further view's draws are a function of (seed, epoch, view), so a resumed run sees the
+        same batches."""
+        if not self.train:
+            raise ValueError("view_batches is for training loaders")
+        epoch = self.epoch if epoch is None else epoch
+        plans = [self.epoch_plan(epoch)] + [self._view_plan(epoch, v) for v in range(1, views)]
+        factors = [self._jitter_plan(epoch, v, jitter) for v in range(views)] if jitter else None
+        perm = plans[0][0]
+        for i in range(0, self._train_n, self.batch_size):
+            lo, hi = _rank_slice(i, min(i + self.batch_size, self._train_n), self.world_size, self.rank)
+            idx = perm[lo:hi]
+            out = []
+            for v, (_, oy, ox, flips) in enumerate(plans):
+                x = self.augment(idx, oy[lo:hi], ox[lo:hi], flips[lo:hi]).float().div_(255)
+                if factors is not None:
+                    x = jitter_colour(x, *(f[lo:hi].to(self.device) for f in factors[v]))
+                out.append(self.normalise_float(x))
+            yield torch.cat(out), self.labels[idx.to(self.device)], idx.to(self.device)
+
+    def _view_plan(self, epoch, view):
+        g = _epoch_generator(self.seed * 7919 + view, epoch)
+        span = 2 * self.pad + 1
+        oy = torch.randint(0, span, (self.n,), generator=g)
+        ox = torch.randint(0, span, (self.n,), generator=g)
+        flips = torch.rand(self.n, generator=g) < 0.5 if self.flip else torch.zeros(self.n, dtype=torch.bool)
+        return None, oy, ox, flips
+
+    def _jitter_plan(self, epoch, view, amount):
+        g = _epoch_generator(self.seed * 7919 + 1000 + view, epoch)
+        return tuple(1 + amount * (2 * torch.rand(self.n, generator=g) - 1) for _ in range(2))
+
+    def normalise_float(self, x):
+        x = x.sub_(self.mean).div_(self.std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
     def __iter__(self):
         return self.batches()
+
+
+def jitter_colour(x, contrast, saturation):
+    """Per image: contrast, then saturation, as torchvision's adjust_contrast / adjust_saturation (a blend with the
+    image's mean grey level / its greyscale, clamped to [0, 1]); ``x`` is a float batch in [0, 1]. Saturation
+    needs 3 channels and is skipped for grey images."""
+    w = torch.tensor([0.2989, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    grey = (x * w).sum(1, keepdim=True) if x.shape[1] == 3 else x
+    mean = grey.mean((1, 2, 3), keepdim=True)
+    c = contrast.view(-1, 1, 1, 1).to(x.dtype)
+    x = (c * x + (1 - c) * mean).clamp_(0, 1)
+    if x.shape[1] == 3:
+        grey = (x * w).sum(1, keepdim=True)
+        s = saturation.view(-1, 1, 1, 1).to(x.dtype)
+        x = (s * x + (1 - s) * grey).clamp_(0, 1)
+    return x

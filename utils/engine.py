@@ -117,7 +117,7 @@ def train_steps(model, loader, steps, optimizer, objective=cross_entropy, log=No
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
             done += 1
             if done == steps:
                 break

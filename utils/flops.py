@@ -9,7 +9,8 @@ Two conventions, both per image:
   call ``numel(input)``; MaxPool2d/AvgPool2d modules ``k*k*Cout*Hout*Wout``; Upsample ``12*numel(out)``;
   nothing else (functional ops, adds, concatenations, adaptive pools, channel selection).
 * ``count_macs`` is the plain multiply-accumulate count of convs and linears, the "FLOPs" of Li et al.'s
-  tables. ``torch.utils.flop_counter`` counts exactly 2 x this (tests check it).
+  tables. ``torch.utils.flop_counter`` counts exactly 2 x this (tests check it). With ``bn=True`` it adds
+  2 x H x W x C per BatchNorm2d (scale and shift): EKG's official rule (ekg.md 3.3).
 
 Both run a copy of the model in eval mode and leave the model untouched.
 """
@@ -69,9 +70,9 @@ def count_flops(model, image_size=None, in_channels=None, rule="dense"):
     return _probe(model, image_size, in_channels, flops)
 
 
-def count_macs(model, image_size=None, in_channels=None, rule="dense"):
+def count_macs(model, image_size=None, in_channels=None, rule="dense", bn=False):
     """Multiply-accumulates of convs and linears per image (Li et al.'s "FLOPs"); rule 'nonzero' counts
-    only the nonzero conv weights (unstructured masks)."""
+    only the nonzero conv weights (unstructured masks); ``bn`` adds 2 per BatchNorm2d output (EKG's counter)."""
     spec = getattr(model, "spec", None)
     image_size = image_size or spec.image_size
     in_channels = in_channels or spec.in_channels
@@ -86,6 +87,8 @@ def count_macs(model, image_size=None, in_channels=None, rule="dense"):
             return kk * m.out_channels * _conv_out_positions(out)
         if isinstance(m, nn.Linear):
             return m.weight.numel()
+        if bn and isinstance(m, nn.BatchNorm2d):
+            return 2 * out.numel()
         return 0
 
     return _probe(model, image_size, in_channels, macs)

@@ -54,29 +54,42 @@ class PruneContext:
     seed: int = 0
     log: Callable = print
     records: dict = field(default_factory=dict)  # what a rule measured along the way, for prune.json
+    save: Optional[str] = None        # prune.py's --save: where a rule may keep resumable state
+    files: dict = field(default_factory=dict)    # {file name: object} written into --save with pruned.pth.tar
+
+    def training_set(self):
+        """(training images, DatasetInfo of the network's input) of --dataset / --data."""
+        import dataclasses
+        from utils.data import dataset_info, is_folder_dataset, load_dataset
+        if self.dataset is None:
+            raise UserError("this method needs training images: give --dataset (and --data)")
+        info = dataset_info(self.dataset)
+        train, _ = load_dataset(self.dataset, self.data)
+        if is_folder_dataset(train):
+            info = dataclasses.replace(info, image_size=getattr(self.folder, "input_size", info.image_size))
+        return train, info
+
+    def loader_of(self, images, info, batch_size, train_transform=False, seed=None):
+        """A loader over ``images`` (a dataset's ``select``), in their order, on ``device``, with the test-time
+        transform (normalisation only) unless ``train_transform``."""
+        from utils.data import make_loader
+        return make_loader(images, batch_size, train=train_transform, info=info, device=self.device,
+                           seed=self.seed if seed is None else seed, folder=self.folder)
 
     def calibration_loader(self, n_images, batch_size=100, train_transform=False, seed=None):
         """A loader over ``n_images`` training images drawn without replacement by a seeded permutation (the same
         images for the same seed), on ``device``, with the test-time transform (normalisation only) unless
         ``train_transform``. ``n_images`` above the training set's size takes all of it, with a note."""
-        import dataclasses
-        from utils.data import dataset_info, is_folder_dataset, load_dataset, make_loader
-        if self.dataset is None:
-            raise UserError("this method needs calibration images: give --dataset (and --data)")
         if n_images < 1:
             raise UserError(f"--calib-images {n_images}: must be at least 1")
-        info = dataset_info(self.dataset)
-        train, _ = load_dataset(self.dataset, self.data)
+        train, info = self.training_set()
         total = len(train)
-        if is_folder_dataset(train):
-            info = dataclasses.replace(info, image_size=getattr(self.folder, "input_size", info.image_size))
         if n_images > total:
             self.log(f"note: --calib-images {n_images} is more than the {total:,} training images; using all of them")
             n_images = total
         g = torch.Generator().manual_seed(self.seed if seed is None else seed)
         index = torch.randperm(total, generator=g)[:n_images].sort().values
-        return make_loader(train.select(index), batch_size, train=train_transform, info=info, device=self.device,
-                           seed=self.seed if seed is None else seed, folder=self.folder)
+        return self.loader_of(train.select(index), info, batch_size, train_transform, seed)
 
 
 @dataclass
@@ -152,6 +165,11 @@ class Method:
     def train_hooks(self, stage):
         """Engine hooks of the stage (utils.engine.Hook)."""
         return []
+
+    def train_loader(self, stage, loader):
+        """The stage's training batches: ``loader`` itself, or what the method makes of it (EKG's two views with
+        the memory bank's teacher logits)."""
+        return loader
 
     def objective(self, stage):
         """The training objective, ``(trainer, inputs, outputs, targets) -> loss``; None = cross-entropy."""

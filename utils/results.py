@@ -21,6 +21,9 @@ import statistics
 import sys
 
 STAGES = ("baseline", "finetune", "scratch-E", "scratch-B")
+# runs some methods add beside the paper's three, as extra columns when a table has them: EKG's fine-tune without
+# its memory bank (one view, cross-entropy: the official README command)
+EXTRA_STAGES = {"finetune-ce": "fine-tuned (CE only)"}
 STAGE_TITLES = {"baseline": "baseline", "finetune": "fine-tuned", "scratch-E": "scratch-E", "scratch-B": "scratch-B"}
 COLUMNS = ["dataset", "model", "method", "pruned model", "baseline", "fine-tuned", "scratch-E", "scratch-B",
            "params", "FLOPs", "FLOPs pruned", "params pruned"]
@@ -87,7 +90,8 @@ def pruned_label(record):
             return str(rec["variant"])
         if rec.get("widths"):  # per-layer targets from a file (regression pruning's --widths vgg16_5x.widths)
             return os.path.splitext(os.path.basename(str(rec["widths"])))[0]
-        for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}"), ("sss_gamma", "gamma {:g}")):
+        for key, fmt in (("percent", "{:.0%}"), ("rate", "rate {:g}"), ("sss_gamma", "gamma {:g}"),
+                         ("keep_flops", "FLOPs kept {:g}")):
             if rec.get(key) is not None:
                 return fmt.format(rec[key])
     return "pruned"
@@ -158,7 +162,7 @@ def collect(roots, metric="best"):
     locate = Locator(folders, moves_of(summaries + prunes))
     branches = {}  # pruned checkpoint's folder -> {stage: summary}
     for folder, s in summaries:
-        if s.get("stage") in ("finetune", "scratch-E", "scratch-B"):
+        if s.get("stage") in ("finetune", "scratch-E", "scratch-B") or s.get("stage") in EXTRA_STAGES:
             src = _source_of(s)
             if src:
                 branches.setdefault(locate.find(os.path.dirname(os.path.normpath(src))), []).append(s)
@@ -179,7 +183,7 @@ def collect(roots, metric="best"):
             row["baseline_runs"][base_folder] = base[key_of]
         for s in branches.get(folder, []):
             if s.get(key_of) is not None:
-                row[s["stage"]].append(s[key_of])
+                row.setdefault(s["stage"], []).append(s[key_of])
         for k, rk in (("params", "params_base"), ("flops", "flops_base"), ("params_pruned", "params_pruned"),
                       ("flops_pruned", "flops_pruned")):
             if rec.get(rk) is not None:
@@ -221,18 +225,26 @@ def fmt_count(values):
     return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}K"
 
 
+def extra_stages(rows):
+    """The EXTRA_STAGES some row of the table has, in their order."""
+    return [s for s in EXTRA_STAGES if any(r.get(s) for r in rows.values())]
+
+
 def markdown(rows, metric):
+    extra = extra_stages(rows)
     lines = [f"Test accuracy (%), {metric} over epochs: mean ± sample std (number of runs); params and FLOPs "
              "(reference convention) of the unpruned -> pruned model; ratio = FLOPs pruned away.", "",
              "| dataset | model | method | pruned model | baseline | fine-tuned | scratch-E | scratch-B | "
-             "params | FLOPs | FLOPs pruned |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "params | FLOPs | FLOPs pruned |" + "".join(f" {EXTRA_STAGES[s]} |" for s in extra),
+             "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra)]
     for key in sorted(rows):
         r = rows[key]
         fl, fp = r["flops"], r["flops_pruned"]
         ratio = f"{100 * (1 - statistics.fmean(fp) / statistics.fmean(fl)):.1f}%" if fl and fp else "missing"
         lines.append("| " + " | ".join(list(key) + [fmt_acc(r[s]) for s in STAGES] + [
             f"{fmt_count(r['params'])} -> {fmt_count(r['params_pruned'])}",
-            f"{fmt_count(r['flops'])} -> {fmt_count(r['flops_pruned'])}", ratio]) + " |")
+            f"{fmt_count(r['flops'])} -> {fmt_count(r['flops_pruned'])}", ratio]
+            + [fmt_acc(r.get(s, [])) for s in extra]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -243,6 +255,9 @@ def csv_text(rows):
     for s in STAGES:
         header += [f"{s}_mean", f"{s}_std", f"{s}_runs"]
     header += ["params", "params_pruned", "flops", "flops_pruned", "flops_pruned_away"]
+    extra = extra_stages(rows)
+    for s in extra:
+        header += [f"{s}_mean", f"{s}_std", f"{s}_runs"]
     w.writerow(header)
     for key in sorted(rows):
         r = rows[key]
@@ -254,6 +269,9 @@ def csv_text(rows):
         p, pp, f, fp = mean(r["params"]), mean(r["params_pruned"]), mean(r["flops"]), mean(r["flops_pruned"])
         line += ["" if v is None else int(round(v)) for v in (p, pp, f, fp)]
         line.append("" if not (f and fp) else f"{1 - fp / f:.6f}")
+        for s in extra:
+            m, sd, n = mean_std(r.get(s, []))
+            line += ["" if m is None else f"{m:.6f}", "" if sd is None else f"{sd:.6f}", n]
         w.writerow(line)
     return out.getvalue()
 

@@ -342,13 +342,15 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         args_record = dict(args_record or record_of(data_args, train_args))
         if resume_ckpt is not None:
             check_resume_args(resume_ckpt.get("args"), args_record, resume)
+        train_loader, test_loader, val_loader = make_loaders(info, train, test, val, data_args, train_args, dinfo)
+        if method is not None:
+            train_loader = method.train_loader(stage, train_loader)
         if dinfo.is_main:
             check_writable(train_args.save)
             held.enter_context(run_lock(train_args.save))  # released in the finally below, also on failure
             remove_stale_temporaries(train_args.save)
         dist_utils.barrier(dinfo)
         costs = model_costs(model)
-        train_loader, test_loader, val_loader = make_loaders(info, train, test, val, data_args, train_args, dinfo)
         steps, gammas = lr_steps(train_args)
         lr = effective_lr(train_args, data_args.batch_size)
         config = TrainConfig(epochs=train_args.epochs, lr=lr, momentum=train_args.momentum,
@@ -545,7 +547,7 @@ def prune(method, args, data_args, hparams, *, options=None, compact=False, empt
     method.check_source(ckpt, model, args.model)
     dinfo = dist_utils.setup(args.device)
     ctx = PruneContext(hparams, device=dinfo.device, dist=dinfo, dataset=data_args.dataset, data=data_args.data,
-                       folder=data_args, log=log)
+                       folder=data_args, log=log, save=args.save)
     if isinstance(method, ChannelMethod):
         record, checkpoint, extra_files = _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, log)
     elif isinstance(method, MaskMethod):
@@ -589,7 +591,7 @@ def _prune_channels(method, model, ckpt, ctx, args, data_args, info, compact, lo
     if masked is not None:
         record["acc_masked"] = accs[2]
     record.update(method.budget_preview(base_costs["flops"], pruned_costs["flops"]) or {})
-    extra = {}
+    extra = dict(ctx.files)
     dataset = ckpt.get("dataset", info.name)
     if masked is not None and method.save_masked:
         # the reference's mask implementation: the full network with the pruned channels' BN zeroed, for a
