@@ -227,3 +227,30 @@ def test_out_on_an_existing_file_is_a_one_line_error(runs, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--out" in proc.stderr
     assert target.read_text() == "x"
+
+
+def test_records_written_by_the_stages_hold_no_absolute_path_and_a_moved_tree_collects(cifar_dir, tmp_path):
+    """prune.json and summary.json name their source relative to their own folder (no path of the machine that
+    made them), and the collector links such a tree wherever it has been moved."""
+    import shutil
+    from conftest import L1_KEY, stage
+    quiet = ["--no-progress", "--no-tensorboard"]
+    data = ["--dataset", "cifar10", "--data", cifar_dir, "--train-subset", "100", "--test-subset", "50"]
+    root = tmp_path / "runs" / "vgg16" / "seed1"
+    stage(L1_KEY, "train", data + ["--arch", "vgg", "--depth", "16", "--width", "0.0625", "--epochs", "1", "--save",
+                                   root / "baseline"] + quiet, log=lambda *a: None)
+    stage(L1_KEY, "prune", data[:4] + ["--model", root / "baseline" / "checkpoint.pth.tar", "--save", root / "pruned"],
+          log=lambda *a: None)
+    for name, flags in (("finetune", ["--refine", root / "pruned" / "pruned.pth.tar"]),
+                        ("scratch-B", ["--scratch", root / "pruned" / "pruned.pth.tar", "--budget", "B"])):
+        stage(L1_KEY, name.split("-")[0], data + flags + ["--epochs", "1", "--save", root / name] + quiet,
+              log=lambda *a: None)
+    prune = json.loads((root / "pruned" / "prune.json").read_text())
+    assert prune["source"] == os.path.join("..", "baseline", "checkpoint.pth.tar") and "folder" not in prune
+    for name in ("finetune", "scratch-B"):
+        summary = json.loads((root / name / "summary.json").read_text())
+        assert summary["source"] == os.path.join("..", "pruned", "pruned.pth.tar") and "folder" not in summary
+    moved = tmp_path / "elsewhere" / "archive"
+    shutil.move(str(tmp_path / "runs"), str(moved))
+    row = collect([str(moved)])[("cifar10", "vgg-16 x0.0625", "l1-norm", "A")]
+    assert len(row["baseline"]) == len(row["finetune"]) == len(row["scratch-B"]) == 1

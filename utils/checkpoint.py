@@ -302,3 +302,12 @@ def check_writable(directory, flag="--save"):
         os.unlink(tmp)
     except OSError as exc:
         raise UserError(f"{flag} {directory}: not writable ({exc.strerror or exc})") from None
+
+
+def relative_to(path, folder):
+    """``path`` as seen from ``folder`` (both resolved, symlinks included): what run records store, so that a run
+    tree carries no absolute path of the machine it was made on and can be moved whole. A published network's
+    name ("published:NAME") stays as it is."""
+    if path is None or str(path).startswith("published:"):
+        return path
+    return os.path.relpath(os.path.realpath(path), os.path.realpath(folder))

@@ -70,10 +70,16 @@ def moves_of(summaries):
     return sorted(moves, key=lambda m: -len(m[0]))
 
 
-def _source_of(summary):
-    """The checkpoint a fine-tune / scratch run started from (absolute, as recorded)."""
+def _recorded_path(folder, path):
+    """A path a record holds: relative to the record's own folder (records written since paths became relative),
+    or absolute as the machine that made it saw it (older records)."""
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(folder, path))
+
+
+def _source_of(summary, folder):
+    """The checkpoint a fine-tune / scratch run started from."""
     if summary.get("source"):
-        return summary["source"]
+        return _recorded_path(folder, summary["source"])
     args = summary.get("args") or {}
     for key in ("refine", "scratch", "pruned"):
         if args.get(key):
@@ -163,13 +169,14 @@ def collect(roots, metric="best"):
     branches = {}  # pruned checkpoint's folder -> {stage: summary}
     for folder, s in summaries:
         if s.get("stage") in ("finetune", "scratch-E", "scratch-B") or s.get("stage") in EXTRA_STAGES:
-            src = _source_of(s)
+            src = _source_of(s, folder)
             if src:
                 branches.setdefault(locate.find(os.path.dirname(os.path.normpath(src))), []).append(s)
     key_of = f"{metric}_prec1"
     rows = {}
     for folder, rec in sorted(prunes, key=lambda p: p[0]):
-        base_folder = locate.find(os.path.dirname(os.path.normpath(rec["source"]))) if rec.get("source") else None
+        base_folder = (locate.find(os.path.dirname(_recorded_path(folder, rec["source"]))) if rec.get("source")
+                       else None)
         base = by_folder.get(base_folder)
         arch = rec.get("arch") or (base or {}).get("arch") or "?"
         depth = rec.get("depth") or (base or {}).get("depth") or ""

@@ -23,8 +23,8 @@ import torch
 
 from models import build_from_spec, create_model, model_entry, option_kwargs
 from utils import dist as dist_utils
-from utils.checkpoint import (check_writable, load_checkpoint, model_from_checkpoint, remove_stale_temporaries,
-                              run_lock, save_checkpoint, save_json, spec_fields)
+from utils.checkpoint import (check_writable, load_checkpoint, model_from_checkpoint, relative_to,
+                              remove_stale_temporaries, run_lock, save_checkpoint, save_json, spec_fields)
 from utils.data import dataset_info, dataset_names, is_folder_dataset, run_info, load_dataset, make_loader, split_validation, subset
 from utils.engine import TrainConfig, Trainer, evaluate
 from utils.errors import UserError
@@ -379,9 +379,10 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         summary = {"stage": name, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
                    "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
                    "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3), "lr_effective": lr,
-                   "command": " ".join(sys.argv), "args": args_record, "folder": os.path.abspath(train_args.save),
+                   "command": " ".join(sys.argv), "args": args_record,
                    **({"method": method.name} if method is not None else {}),
-                   **({"source": ckpt_extra["source"]} if ckpt_extra and "source" in ckpt_extra else {}),
+                   **({"source": relative_to(ckpt_extra["source"], train_args.save)}
+                      if ckpt_extra and "source" in ckpt_extra else {}),
                    **(summary_extra or {})}
         if dinfo.is_main:
             save_json(summary, os.path.join(train_args.save, "summary.json"))
@@ -556,9 +557,9 @@ def prune(method, args, data_args, hparams, *, options=None, compact=False, empt
     else:
         raise TypeError(f"{type(method).__name__} is neither a channel nor a mask method")
     record.update({k: v for k, v in record_of(hparams).items() if k not in record},
-                  method=method.name, method_key=method.key, source=os.path.abspath(args.model),
+                  method=method.name, method_key=method.key, source=relative_to(args.model, args.save),
                   source_options=source_options(ckpt), arch=model.spec.arch, depth=model.spec.depth,
-                  dataset=ckpt.get("dataset", info.name), folder=os.path.abspath(args.save), **source_width(ckpt))
+                  dataset=ckpt.get("dataset", info.name), **source_width(ckpt))
     checkpoint["prune"] = record
     check_writable(args.save)
     with run_lock(args.save):
