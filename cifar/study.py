@@ -68,11 +68,9 @@ import json
 import os
 import shlex
 import signal
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -83,6 +81,7 @@ from utils.cli import Call, args_for, given  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.hparams import OneLineParser  # noqa: E402
 from utils.methods import get_method  # noqa: E402
+from utils.sweep import Step, command, duration, execute, finished, shown  # noqa: E402  (the generic runner)
 
 DEFAULTS = {"epochs": 8, "train_subset": 2000, "test_subset": 2000, "width": 0.25, "seeds": [1, 2, 3],
             "out": "study_runs/{dataset}"}
@@ -158,22 +157,6 @@ METHODS = {
               tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS)),),
         arch_options={"block_lambda": True}),
 }
-
-
-@dataclass
-class Step:
-    label: str                 # "l1-norm/resnet56/B/seed1 scratch-B"
-    kind: str                  # train / prune
-    save: str
-    call: Call                 # the stage and its typed arguments (its --save is ``save``)
-    needs: list = field(default_factory=list)   # folders that must hold a finished step first
-    link: tuple = None         # (symlink, real folder) of a shared trunk
-
-
-def finished(step_kind, folder):
-    if step_kind == "prune":
-        return all(os.path.isfile(os.path.join(folder, f)) for f in ("prune.json", "pruned.pth.tar"))
-    return os.path.isfile(os.path.join(folder, "summary.json"))
 
 
 def sfp_schedule(epochs):
@@ -257,151 +240,6 @@ def plan(cfg, methods, models, seeds):
     return steps
 
 
-# ------------------------------------------------------------------------------------------- running
-def resumable(step):
-    """The step's call, continuing its interrupted run (--resume auto) when a checkpoint is there."""
-    if step.kind == "train" and os.path.isfile(os.path.join(step.save, "checkpoint.pth.tar")):
-        train = replace(step.call.args[2], resume="auto")
-        train._given = getattr(step.call.args[2], "_given", frozenset()) | {"resume"}
-        return replace(step.call, args=step.call.args[:2] + (train,))
-    return step.call
-
-
-def command(step):
-    """The command line that runs the same stage through its script (shown in logs and by --dry-run)."""
-    return [sys.executable] + resumable(step).command()
-
-
-def make_link(link, target):
-    """A relative symlink from a ratio's trunk folder to the shared one (for browsing; nothing reads it)."""
-    if os.path.lexists(link):
-        return
-    os.makedirs(os.path.dirname(link), exist_ok=True)
-    try:
-        os.symlink(os.path.relpath(target, os.path.dirname(link)), link, target_is_directory=True)
-    except OSError:
-        pass  # a file system without symlinks: prune.json's source still names the real folder
-
-
-class Running:
-    """One step's subprocess; a thread copies its output to SAVE/log.txt (and, with --verbose, to stdout)."""
-
-    def __init__(self, step, env, verbose):
-        self.step, self.start = step, time.time()
-        os.makedirs(step.save, exist_ok=True)
-        call = resumable(step)
-        self.resumed = call is not step.call
-        self.log = open(os.path.join(step.save, "log.txt"), "a")
-        self.log.write(f"$ {shlex.join(['python'] + call.command())}\n")
-        self.log.flush()
-        # a worker process runs the library call (python -m utils.cli reads it as JSON)
-        self.proc = subprocess.Popen([sys.executable, "-m", "utils.cli"], cwd=ROOT, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.proc.stdin.write(call.to_json())
-        self.proc.stdin.close()
-        self.copier = threading.Thread(target=self._copy, args=(verbose,), daemon=True)
-        self.copier.start()
-
-    def _copy(self, verbose):
-        for line in self.proc.stdout:
-            self.log.write(line)
-            if verbose:
-                print(f"    {self.step.label}: {line}", end="", flush=True)
-
-    def poll(self):
-        rc = self.proc.poll()
-        if rc is not None:
-            self.copier.join()
-            self.log.close()
-        return rc
-
-
-def execute(steps, jobs, threads, verbose, keep_going):
-    """Run the steps in order, up to ``jobs`` at a time, each once its inputs are finished. A step whose input
-    failed is blocked; after a failure nothing new starts unless ``keep_going``. (ran, skipped, failed, blocked)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    pending, running, failed, blocked = list(enumerate(steps, 1)), [], [], []
-    bad, ran, skipped = set(), 0, 0
-    label = (lambda i, step: f"[{i}/{len(steps)}] {step.label}")  # noqa: E731
-    try:
-        while pending or running:
-            for run in list(running):  # report what ended before starting what it unblocks
-                rc = run.poll()
-                if rc is None:
-                    continue
-                running.remove(run)
-                ran += 1
-                took = time.time() - run.start
-                if rc == 0:
-                    print(f"{label(run.index, run.step)}: {result_note(run.step)} in {took:.0f}s", flush=True)
-                    continue
-                failed.append(run.step.label)
-                bad.add(run.step.save)
-                log = os.path.join(run.step.save, "log.txt")
-                print(f"{label(run.index, run.step)}: FAILED (exit {rc}) after {took:.0f}s; last lines of {log}:",
-                      flush=True)
-                for line in tail(log):
-                    print(f"    {line}")
-            k = 0
-            while len(running) < jobs and k < len(pending) and not (failed and not keep_going):
-                i, step = pending[k]
-                if step.link:
-                    make_link(*step.link)
-                if finished(step.kind, step.save):
-                    skipped += 1
-                    print(f"{label(i, step)}: done, skipped", flush=True)
-                    pending.pop(k)
-                    continue
-                waiting = [f for kind, f in step.needs if not finished(kind, f)]
-                if any(f in bad for f in waiting):
-                    blocked.append(step.label)
-                    bad.add(step.save)
-                    print(f"{label(i, step)}: blocked ({', '.join(f for f in waiting if f in bad)} did not finish)",
-                          flush=True)
-                    pending.pop(k)
-                    continue
-                if waiting:  # its input is still to come (pending or running): try the next step
-                    k += 1
-                    continue
-                run = Running(step, env, verbose)
-                run.index = i
-                running.append(run)
-                print(f"{label(i, step)}{' (resuming)' if run.resumed else ''} ...", flush=True)
-                pending.pop(k)
-            if not running:
-                if failed and not keep_going:
-                    break
-                for i, step in pending:  # each waits for a step that will not run
-                    blocked.append(step.label)
-                    print(f"{label(i, step)}: blocked", flush=True)
-                break
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for run in running:  # they got the Ctrl-C too; let them stop cleanly
-            try:
-                run.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                run.proc.kill()
-        raise
-    return ran, skipped, failed, blocked
-
-
-def shown(args):
-    """A command line as the user would type it from the current folder."""
-    here = os.getcwd() + os.sep
-    return shlex.join(os.path.relpath(a) if os.path.isabs(a) and a.startswith(here) else a for a in args)
-
-
-def tail(path, n=5):
-    try:
-        with open(path) as f:
-            return [line.rstrip() for line in f.readlines()[-n:]]
-    except OSError:
-        return []
-
-
 def check_scale(cfg, dry_run):
     """OUT/study.json keeps the scale of the runs in OUT: skipping them at another scale would mix scales."""
     path = os.path.join(cfg["out"], "study.json")
@@ -468,12 +306,6 @@ def header(cfg, seeds, wall, trained, argv):
         "smaller network.", "",
         f"Command: `python cifar/study.py {shlex.join(argv)}`; {wall}; training time recorded by all finished "
         f"runs {duration(trained)} (without start-up, data loading and pruning).", ""])
-
-
-def duration(seconds):
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
 
 
 def trained_time(out):
@@ -586,9 +418,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args, cfg, methods, models, seeds = parse_args(argv)
     if args.plot and not args.dry_run:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
             raise UserError("--plot needs matplotlib (pip install matplotlib), or pass --no-plot") from None
     check_scale(cfg, args.dry_run)
     steps = plan(cfg, methods, models, seeds)
@@ -618,20 +449,6 @@ def main(argv=None):
         raise UserError(f"{len(failed)} step(s) failed ({'; '.join(failed)}), {len(steps) - ran - skipped} not "
                         f"run; see the failed steps' log.txt, fix, and run the same command again")
     return 0
-
-
-def result_note(step):
-    name = "prune.json" if step.kind == "prune" else "summary.json"
-    try:
-        with open(os.path.join(step.save, name)) as f:
-            r = json.load(f)
-    except (OSError, ValueError):
-        return "done"
-    if step.kind == "prune":
-        acc = r.get("acc_after")
-        return (f"FLOPs x{r.get('flops_ratio', float('nan')):.3f} smaller"
-                + (f", accuracy before retraining {100 * acc:.2f}%" if acc is not None else ""))
-    return f"{r.get('epochs')} epochs, best {100 * r.get('best_prec1', 0):.2f}%"
 
 
 if __name__ == "__main__":
