@@ -45,6 +45,11 @@ Settings (method: model, ratios; the trunk is what prune.py reads):
                     removed on seed 1; 0.1 removes none at this scale: cifar/sparse-structure-selection/README.md).
                     Trunk: SSS's sparsity training at that gamma (one per ratio); prune.py removes the blocks whose
                     lambda reached 0.
+  ekg               resnet20 (resnet_ekg-20: projection shortcuts, every width prunable): keep 60% and 45% of
+                    the FLOPs (official counter; 0.45 is the official README's). Trunk: the baseline, shared; the
+                    search warms up on 32 and searches on 16 training images per class, the memory bank covers the
+                    study's training images. Fine-tune: EKG's own (two views + KD from the bank, lr 0.01, 100/160 of
+                    E epochs), and without the bank (finetune-ce, an extra column).
 The table's "baseline" column is the accuracy of the trunk: the unpruned network for l1-norm, thinet,
 regression-pruning and weight-level, the sparsity-trained one for network-slimming and sss, the soft-pruned full-size
 network (SFP's own result) for sfp.
@@ -89,8 +94,11 @@ QUICK = {"epochs": 2, "train_subset": 256, "test_subset": 256, "width": 0.125, "
          "out": "study_runs/{dataset}-quick"}
 TRAIN_SIZES = {"fashionmnist": 60000, "cifar10": 50000, "cifar100": 50000}
 SLIMMING_S_SCALE = 100  # see the docstring: the paper's s is too weak for a few hundred SGD steps
-FINETUNE_PAPER_EPOCHS = 40
 SFP_SCHEDULE = (0.3, 0.6, 0.8)  # SFP's LR milestones 60/120/160 of 200 epochs (after its epoch-1 warm-up)
+EKG_KEEP = (0.6, 0.45)  # FLOPs kept (official counter); 0.45 is the official README's setting
+# EKG's search images at this scale: 32 warm-up and 16 search images per class (the official 256 and 32 would make
+# every search step cost more than a whole epoch of the study's training)
+EKG_SEARCH = {"subset_per_class": 32, "val_per_class": 16, "search_batch_size": 160}
 SSS_GAMMAS = (0.15, 0.2)  # SSS's --sss-gamma per ratio: 0.1 removes no block at this scale, 0.15 six, 0.2 eight
 # (sweep_gamma.py on seed 1: cifar/sparse-structure-selection/README.md)
 
@@ -125,6 +133,10 @@ class MethodPlan:
     trunk_options: object = None   # (model, cfg) -> the trunk's method options (slimming's -sr --s)
     schedule: object = None        # E -> the LR milestones of the trunk and scratch runs (SFP's, in epochs)
     arch_options: dict = field(default_factory=dict)  # architecture options of the trunk (SSS's block lambdas)
+    prune_options: object = None   # cfg -> prune options that depend on the scale (EKG's bank over the training images)
+    finetune: dict = field(default_factory=lambda: {"lr": 0.001})  # the fine-tune's LR (and schedule) in the study
+    finetune_paper_epochs: int = 40    # the fine-tune's epochs in the paper (of paper_epochs for the trunk)
+    extra_finetunes: tuple = ()        # (run name, fine-tune options): runs beside the paper's three (EKG without bank)
 
 
 def _pct(p):
@@ -156,6 +168,11 @@ METHODS = {
         Model("resnet20", "resnet", "resnet", 20,
               tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS)),),
         arch_options={"block_lambda": True}),
+    "ekg": MethodPlan("ekg", "cifar/ekg", "baseline", True, 160, (
+        Model("resnet20", "resnet", "resnet_ekg", 20, tuple(Ratio(f"k{k}", {"keep_flops": k}) for k in EKG_KEEP)),),
+        prune_options=lambda cfg: {"bank_images": cfg["train_subset"], **EKG_SEARCH},
+        finetune={"lr": 0.01, "schedule": []}, finetune_paper_epochs=100,
+        extra_finetunes=(("finetune-ce", {"knowledge": "off"}),)),
 }
 
 
@@ -170,13 +187,20 @@ def slimming_s(arch, cfg):
 
 
 def finetune_epochs(method, epochs):
-    return max(1, round(epochs * FINETUNE_PAPER_EPOCHS / method.paper_epochs))
+    return max(1, round(epochs * method.finetune_paper_epochs / method.paper_epochs))
+
+
+def from_root(path):
+    """``path`` as the stages (run in the repository root) see it: relative to the root when it lies inside it, so
+    that the run records of a study in the repository name no path of the machine; absolute otherwise."""
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def plan(cfg, methods, models, seeds):
     """Every step of the study, in the order they run (seeds outermost)."""
-    out, e = os.path.abspath(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
-    data_dir = os.path.abspath(cfg["data"]) if cfg.get("data") else None
+    out, e = from_root(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
+    data_dir = from_root(cfg["data"]) if cfg.get("data") else None
     device = {"device": cfg["device"]} if cfg.get("device") else {}
     steps = []
     for seed in seeds:
@@ -221,14 +245,17 @@ def plan(cfg, methods, models, seeds):
                     ckpt = os.path.join(pruned, "pruned.pth.tar")
                     prune_args = given(stages.PruneArgs, model=os.path.join(trunk, "checkpoint.pth.tar"), save=pruned,
                                        **device)
+                    prune_hp = {**(m.prune_options(cfg) if m.prune_options else {}), **ratio.prune}
                     steps.append(Step(f"{tag} pruned", "prune", pruned,
-                                      Call("prune", m.key, (prune_args, eval_data), given(method.Hparams, **ratio.prune)),
+                                      Call("prune", m.key, (prune_args, eval_data), given(method.Hparams, **prune_hp)),
                                       needs=[("train", trunk)], link=link and (link, trunk)))
-                    ft = train("finetune", os.path.join(run, "finetune"), epochs=finetune_epochs(m, e), lr=0.001)
-                    steps.append(Step(f"{tag} finetune", "train", os.path.join(run, "finetune"),
-                                      Call("finetune", m.key, (given(stages.FinetuneArgs, refine=ckpt), data("finetune"),
-                                                               ft), method.FinetuneHparams()),
-                                      needs=[("prune", pruned)]))
+                    for name, ft_hp in (("finetune", {}),) + m.extra_finetunes:
+                        ft = train("finetune", os.path.join(run, name), epochs=finetune_epochs(m, e), **m.finetune)
+                        steps.append(Step(f"{tag} {name}", "train", os.path.join(run, name),
+                                          Call("finetune", m.key, (given(stages.FinetuneArgs, refine=ckpt),
+                                                                   data("finetune"), ft),
+                                               given(method.FinetuneHparams, **ft_hp)),
+                                          needs=[("prune", pruned)]))
                     for budget in ("E", "B"):  # B: the scratch stage turns E into int(E x FLOPs ratio)
                         save = os.path.join(run, f"scratch-{budget}")
                         steps.append(Step(f"{tag} scratch-{budget}", "train", save,
@@ -294,14 +321,16 @@ def header(cfg, seeds, wall, trained, argv):
         f"Scale: the first {images:,} training images, {cfg['test_subset'] or 'all'} test images, VGG width "
         f"x{cfg['width']}, trunk E = {e} epoch(s) (the paper's 160; SFP's 200), fine-tune "
         f"{finetune_epochs(METHODS['l1-norm'], e)} epoch(s) at lr 0.001 (40/160 of E; SFP "
-        f"{finetune_epochs(METHODS['sfp'], e)}, 40/200), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs "
+        f"{finetune_epochs(METHODS['sfp'], e)}, 40/200; EKG {finetune_epochs(METHODS['ekg'], e)} at lr 0.01 with its "
+        f"memory bank, 100/160), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs "
         f"ratio) epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} in this invocation. "
         f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x {cfg['slimming_s_scale']:g} "
         f"(= {slimming_s('vgg_slim', cfg):g} / {slimming_s('preresnet', cfg):g}; the paper's s barely moves the BN "
         f"scales in a few hundred SGD steps). SFP: LR milestones "
         f"{sfp_schedule(e)} (its 1/60/120/160 of 200). A CPU-scale study, not the paper's setting.", "",
-        "The baseline column is the trunk that prune.py read: the unpruned network (l1-norm, weight-level), the "
-        "sparsity-trained one (network-slimming), the soft-pruned full-size network, SFP's own result (sfp). "
+        "The baseline column is the trunk that prune.py read: the unpruned network (l1-norm, thinet, "
+        "regression-pruning, weight-level, ekg), the sparsity-trained one (network-slimming, sss), the soft-pruned "
+        "full-size network, SFP's own result (sfp). "
         "Model names are arch-depth (VGGs at the width above); SFP's fine-tune and scratch runs train prune.py's "
         "smaller network.", "",
         f"Command: `python cifar/study.py {shlex.join(argv)}`; {wall}; training time recorded by all finished "

@@ -30,6 +30,7 @@ SETTINGS = [
     ("weight-level", "vgg11_bn", ["p0.3", "p0.8"], "baseline", True),
     ("weight-level", "preresnet20", ["p0.3", "p0.8"], "baseline", True),
     ("sss", "resnet20", ["gamma0.15", "gamma0.2"], "sparse", False),
+    ("ekg", "resnet20", ["k0.6", "k0.45"], "baseline", True),
 ]
 
 
@@ -64,7 +65,8 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
                 trunk_dir = (out / method / model / ratios[0] / f"seed{seed}" / trunk) if shared else run_dir / trunk
                 if not shared or i == 0:
                     expected.add(str(trunk_dir))
-                for stage in ("pruned", "finetune", "scratch-E", "scratch-B"):
+                for stage in ("pruned", "finetune", "scratch-E", "scratch-B") + (("finetune-ce",) if method == "ekg"
+                                                                                else ()):
                     expected.add(str(run_dir / stage))
 
                 prune = commands[str(run_dir / "pruned")]
@@ -78,7 +80,13 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
 
                 ft = commands[str(run_dir / "finetune")]
                 assert flag(ft, "--refine") == str(run_dir / "pruned" / "pruned.pth.tar")
-                assert flag(ft, "--epochs") == "2" and flag(ft, "--lr") == "0.001"  # E x 40/160 (SFP 40/200)
+                if method == "ekg":  # its own fine-tune: 100/160 of E at lr 0.01, with and without the memory bank
+                    assert flag(ft, "--epochs") == "5" and flag(ft, "--lr") == "0.01" and "--knowledge" not in ft
+                    ce = commands[str(run_dir / "finetune-ce")]
+                    assert flag(ce, "--knowledge") == "off" and flag(ce, "--epochs") == "5"
+                    assert flag(prune, "--bank-images") == "2000"  # the fine-tune's training images
+                else:
+                    assert flag(ft, "--epochs") == "2" and flag(ft, "--lr") == "0.001"  # E x 40/160 (SFP 40/200)
                 se, sb = commands[str(run_dir / "scratch-E")], commands[str(run_dir / "scratch-B")]
                 assert flag(se, "--budget") == "E" and flag(sb, "--budget") == "B"
                 # scratch-B gets the trunk's E, never a count: the script multiplies by the FLOPs ratio
@@ -89,7 +97,8 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
                 for argv in (ft, se, sb):
                     assert flag(argv, "--seed") == str(seed) and flag(argv, "--test-subset") == "2000"
     assert set(commands) == expected
-    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 3 * 4 + 2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4)
+    assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 3 * 4 + 2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4
+                                 + 1 + 2 * 5)
 
     # each method's own trunk recipe
     s1 = out / "network-slimming" / "vgg11" / "p0.5" / "seed1"
@@ -121,7 +130,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
 def method_folder(method):
     return {"l1-norm": "l1-norm-pruning", "network-slimming": "network-slimming", "sfp": "soft-filter-pruning",
             "thinet": "thinet", "regression-pruning": "regression-pruning", "weight-level": "weight-level",
-            "sss": "sparse-structure-selection"}[method]
+            "sss": "sparse-structure-selection", "ekg": "ekg"}[method]
 
 
 def test_dry_run_options_select_and_scale(tmp_path):
