@@ -19,7 +19,7 @@ from utils.surgery import prune_channels, zero_channels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-IMAGENET = ["imagenet_preresnet", "imagenet_resnet", "imagenet_vgg", "imagenet_vgg_slim"]
+IMAGENET = ["imagenet_preresnet", "imagenet_resnet", "imagenet_resnet_ekg", "imagenet_vgg", "imagenet_vgg_slim"]
 
 # reference.md 2.13: (params incl. selection vectors, FLOPs per image at 224 in the reference convention, dense)
 SIZES = {
@@ -138,6 +138,7 @@ def test_torchvision_state_dict_loads_strict_and_gives_the_same_outputs(tv_name,
 BUILDS = [("imagenet_resnet", 18, {}, (64, 32)), ("imagenet_resnet", 34, {}, (64, 32)),
           ("imagenet_resnet", 50, {}, (64, 32)),
           ("imagenet_resnet", 50, {"shortcut_bias": True, "select_input": True}, (64, 32)),
+          ("imagenet_resnet_ekg", 18, {}, (64, 32)), ("imagenet_resnet_ekg", 50, {}, (64, 32)),
           ("imagenet_vgg", 11, {"cfg": VGG11_SMALL}, (64, 32)),
           ("imagenet_vgg", 11, {"head": "gap", "batch_norm": True}, (64, 32)),
           ("imagenet_vgg_slim", 11, {}, (64,)), ("imagenet_vgg_slim", 11, {"cfg": SLIM11_SMALL}, (32,)),

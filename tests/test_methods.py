@@ -78,13 +78,15 @@ def small_network(method, arch):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return write_cifar(tmp_path_factory.mktemp("methods_data"), n_train=40, n_test=16, seed=4)
+    return write_cifar(tmp_path_factory.mktemp("methods_data"), n_train=100, n_test=16, seed=4)
 
 
 PRUNE_OPTIONS = {"cifar/thinet": {"calib_images": 16, "percent": 0.5},
                  "imagenet/thinet": {"calib_images": 16, "percent": 0.5},
                  "cifar/regression-pruning": {"calib_images": 16, "percent": 0.5},
-                 "imagenet/regression-pruning": {"calib_images": 40, "percent": 0.5}}  # 1x1 maps in layer4
+                 "imagenet/regression-pruning": {"calib_images": 40, "percent": 0.5},  # 1x1 maps in layer4
+                 **{f"{family}/ekg": {"subset_per_class": 2, "val_per_class": 2, "search_batch_size": 20,
+                                      "keep_flops": 0.8, "num_teachers": 2} for family in ("cifar", "imagenet")}}
 
 
 @pytest.mark.parametrize("key", [k for k in METHODS if not isinstance(get_method(k), PublishedOnly)])
@@ -172,7 +174,7 @@ def test_calibration_loader_is_seeded_unaugmented_and_capped(data):
     matches = [(pool - img).abs().flatten(1).max(1).values.min().item() for img in xa]
     assert max(matches) < 1e-5  # each one a training image, normalised as at test time
     everything = ctx.calibration_loader(1000)
-    assert len(everything.labels) == 40 and any("more than the 40 training images" in n for n in notes)
+    assert len(everything.labels) == 100 and any("more than the 100 training images" in n for n in notes)
     from utils.errors import UserError
     with pytest.raises(UserError, match="--calib-images 0"):
         ctx.calibration_loader(0)

@@ -16,6 +16,11 @@ Search (prune.py), on frozen weights after one warm-up pass:
 Memory bank: K teachers from the history, evenly spread by loss; their logits on the unaugmented training images.
 Fine-tuning (finetune.py --knowledge on): two augmented views, CE + adaptive-ensemble KD from the bank.
 
+Data: in-memory sets (CIFAR, Fashion-MNIST: D_val a list of device batches, views by DeviceLoader.view_batches) and
+ImageFolder trees (ImageNet: D_val decoded once into a device cache up to --search-cache-gb, the rest re-decoded at
+every pass, FolderBatches; the bank built in one pass over the tree in dataset order; the two views by
+FolderViewLoader, the bank kept in host memory).
+
 Every sub-network is the full network sliced to its kept channels with each conv / FC kernel rescaled to the
 Frobenius norm of the unsliced kernel, which is what the official masked forward computes.
 """
@@ -25,6 +30,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -39,6 +45,7 @@ from utils.surgery import prune_channels
 
 BANK = "memory_bank.pt"
 SEARCH_STATE = "ekg_search.pt"
+SEARCH_CACHE_GB = 8.0  # of D_val's decoded crops kept on the search device (ImageFolder datasets)
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -85,18 +92,38 @@ class EKGHparams:
 
 
 @dataclass
+class EKGFolderHparams(EKGHparams):
+    """The search's options on an ImageFolder dataset (ImageNet): D_val is decoded from files."""
+    search_cache_gb: float = hp(SEARCH_CACHE_GB, "keep up to this many GB (1e9 bytes) of D_val's decoded crops "
+                                                 "(uint8) on the search device; the images beyond are decoded again "
+                                                 "at every pass over D_val (ImageNet's 32 x 1000 at 224 px: 4.8 GB; "
+                                                 "0 = decode every pass); changes no result")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.search_cache_gb >= 0:
+            raise UserError(f"--search-cache-gb {self.search_cache_gb}: must be 0 or more")
+
+
+def official_temperature(num_classes):
+    """The official fine-tuning's KD temperature (op_utils.py): 10 with 1000 classes, else 4."""
+    return 10.0 if num_classes == 1000 else 4.0
+
+
+@dataclass
 class EKGFinetuneHparams:
     knowledge: str = hp("on", "on: two augmented views, CE + adaptive-ensemble KD from the memory bank next to "
                               "--refine (the paper's fine-tuning, the official --Knowledge); off: one view, CE "
                               "(the official README command)", choices=["on", "off"])
-    kd_temperature: float = hp(4.0, "KD temperature T (the official: 4 on CIFAR, 10 with 1000 classes); the KL "
-                                    "term is scaled by T, not T^2, as the official code does")
+    kd_temperature: Optional[float] = hp(None, "KD temperature T; default: the official op_utils.py's, 10 with 1000 "
+                                               "classes (ImageNet), else 4; the KL term is scaled by T, not T^2, as "
+                                               "the official code does")
     colour_jitter: float = hp(0.2, "with --knowledge on: contrast and saturation factors in [1-x, 1+x] per image "
                                    "and view (the official draws them per batch; its +-0.2 brightness on the "
                                    "0-255 scale is left out); 0 = flip and crop only")
 
     def __post_init__(self):
-        if not self.kd_temperature > 0:
+        if self.kd_temperature is not None and not self.kd_temperature > 0:
             raise UserError(f"--kd-temperature {self.kd_temperature}: must be positive")
         if not 0 <= self.colour_jitter < 1:
             raise UserError(f"--colour-jitter {self.colour_jitter}: must lie in [0, 1)")
@@ -162,9 +189,15 @@ def gate_cost(scores, rate, step):
 # ------------------------------------------------------------------------------------------------ sub-networks
 def sub_network(base, kept):
     """``base`` sliced to ``kept`` ({cfg index: kept positions}) with every sliced conv / FC kernel rescaled to the
-    Frobenius norm of the unsliced one (ekg.md 2.4, 2.11)."""
+    Frobenius norm of the unsliced one (ekg.md 2.4, 2.11), on ``base``'s device (built there: surgery builds on the
+    default device, and a CUDA search must not build, initialise and run its candidates on the CPU)."""
     keep = {i: k for i, k in kept.items() if len(k) < base.cfg[i]}
-    net = prune_channels(base, keep) if keep else copy.deepcopy(base)
+    device = next(base.parameters()).device
+    if keep:
+        with torch.device(device):
+            net = prune_channels(base, keep).to(device)
+    else:
+        net = copy.deepcopy(base)
     with torch.no_grad():
         for name, mod in net.named_modules():
             if isinstance(mod, (nn.Conv2d, nn.Linear)):
@@ -192,10 +225,55 @@ def soft_ce(target_logits, logits):
     return -(F.softmax(target_logits, 1) * F.log_softmax(logits, 1)).sum(1)
 
 
+PER_CHANNEL = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d)  # parameterless modules the reference rule counts
+
+
+def _calls(model, types):
+    """[(name, input shape, output shape)] of every call of the modules of ``types`` (a shared module once per call),
+    in call order, in one forward of a float CPU copy at the network's input size."""
+    probe = copy.deepcopy(model).cpu().float().eval()
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: calls.append((n, tuple(i[0].shape), tuple(o.shape))))
+             for n, m in probe.named_modules() if isinstance(m, types)]
+    with torch.no_grad():
+        probe(torch.zeros(1, model.spec.in_channels, model.spec.image_size, model.spec.image_size))
+    for h in hooks:
+        h.remove()
+    return calls
+
+
+def _call_groups(model, calls):
+    """The cfg index of the channel group each call's output carries (an int width: no group): found by running the
+    network rebuilt with a width of its own for every group, each unlike any width of the calls of ``model``."""
+    from models import build_from_spec
+    groups = sorted({g.cfg_index for g in model.channel_groups()})
+    taken = {shape[1] for _, _, shape in calls}
+    probe_widths = [w for w in range(1, len(groups) + len(taken) + 1) if w not in taken][:len(groups)]
+    spec = model.spec.to_dict()
+    for i, w in zip(groups, probe_widths):
+        spec["cfg"][i] = w
+    owner = dict(zip(probe_widths, groups))
+    probed = _calls(build_from_spec(spec), PER_CHANNEL)
+    if [n for n, _, _ in probed] != [n for n, _, _ in calls]:
+        raise RuntimeError(f"{model.spec.arch}: its calls of {', '.join(t.__name__ for t in PER_CHANNEL)} change with "
+                           f"its widths; EKG's width cost cannot model it")
+    out = []
+    for (name, _, full), (_, _, small) in zip(calls, probed):
+        if small[1] in owner:
+            out.append(("group", owner[small[1]]))
+        elif small[1] == full[1]:
+            out.append(full[1])
+        else:
+            raise RuntimeError(f"{name}: {full[1]} channels that no channel group of {model.spec.arch} explains")
+    return out
+
+
 class WidthCost:
     """FLOPs of the network as a function of its group widths, exact and without building it: each conv / FC costs
     a fixed amount per (input channel x output channel) and each BN per channel, at the unpruned network's spatial
-    sizes. ``check`` compares it with the real counter on a built network."""
+    sizes; by the reference rule each call of a ReLU, max-pool or average-pool module (count_flops: numel of the input,
+    k x k x numel of the output) also costs a fixed amount per channel, of the group its output carries. ``check``
+    compares it with the real counter on a built network."""
 
     def __init__(self, model, rule):
         self.rule, self.cfg = rule, list(model.cfg)
@@ -229,6 +307,17 @@ class WidthCost:
                                    int(bias)))
             else:
                 self.terms.append((0, 1, out_of.get(name, mod.num_features), 2 * hw))
+        calls = _calls(model, PER_CHANNEL) if rule == "reference" else []
+        if calls:
+            modules = dict(model.named_modules())
+            for (name, inp, out), width in zip(calls, _call_groups(model, calls)):
+                mod = modules[name]
+                if isinstance(mod, nn.ReLU):
+                    per_channel = math.prod(inp) // inp[1]
+                else:
+                    k = mod.kernel_size if isinstance(mod.kernel_size, int) else mod.kernel_size[0]
+                    per_channel = k * k * math.prod(out) // out[1]
+                self.terms.append((0, 1, width, per_channel))
         self.full = self(self.cfg)
 
     def __call__(self, widths):
@@ -267,9 +356,52 @@ def class_split(labels, first, last, seed):
     return sub[torch.randperm(sub.numel(), generator=g)], val[torch.randperm(val.numel(), generator=g)]
 
 
+class FolderBatches:
+    """D_val of an ImageFolder dataset as the search reads it, pass after pass: batches (normalised images, labels) on
+    the device, the same at every pass. The first images, as many whole batches as ``cache_bytes`` hold as uint8
+    crops, are decoded once and kept on the device; the others are decoded again at every pass by a loader over just
+    them (they start on a batch boundary, so the batches are those of one loader over all the images). The loaders
+    are asked for unnormalised pixel values (mean 0, std 1/255), which round back to the exact uint8 crops;
+    normalising those is the FolderLoader's own arithmetic, so every batch equals the plain loader's bit for bit.
+
+    ``loader_of(images, info, batch_size)``: an evaluation loader (PruneContext.loader_of)."""
+
+    def __init__(self, images, info, batch_size, loader_of, cache_bytes):
+        import dataclasses
+        c, size = info.in_channels, info.image_size
+        n = len(images)
+        self.cached = min(n, int(cache_bytes // (c * size * size)) // batch_size * batch_size)
+        raw = dataclasses.replace(info, mean=(0.0,) * c, std=(1 / 255,) * c)
+        head = loader_of(images.select(torch.arange(self.cached)), raw, batch_size) if self.cached else None
+        self.tail = loader_of(images.select(torch.arange(self.cached, n)), raw, batch_size) if self.cached < n else None
+        device = (head if head is not None else self.tail).device
+        self.mean = torch.tensor(info.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(info.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.labels = images.labels.to(device)
+        self.head = [(self._uint8(x), y) for x, y in head] if head is not None else []
+
+    @staticmethod
+    def _uint8(x):
+        return x.round_().clamp_(0, 255).to(torch.uint8)
+
+    def _normalise(self, x_uint8):
+        return x_uint8.float().div_(255).sub_(self.mean).div_(self.std)
+
+    def __len__(self):
+        return len(self.head) + (len(self.tail) if self.tail is not None else 0)
+
+    def __iter__(self):
+        for x, y in self.head:
+            yield self._normalise(x), y
+        if self.tail is not None:
+            for x, y in self.tail:
+                yield self._normalise(self._uint8(x)), y
+
+
 class EKGSearch:
     """The search of ekg.md 2.5-2.9 on ``base`` (frozen; warmed up by the caller) over ``val`` batches
-    [(images, labels), ...] with BN batch statistics. ``state_path``: after every accepted step the whole state is
+    [(images, labels), ...] (a list, or any iterable giving the same batches at every pass with their ``labels``:
+    FolderBatches) with BN batch statistics. ``state_path``: after every accepted step the whole state is
     written there, and a search started with an existing state of the same configuration continues from it."""
 
     def __init__(self, base, hparams, val, log=print, state_path=None, fingerprint=None):
@@ -277,7 +409,7 @@ class EKGSearch:
         self.gates = gates_of(base, hparams.search_step)
         self.cost = WidthCost(base, hparams.flops_rule)
         self.state_path, self.fingerprint = state_path, fingerprint
-        self.labels = torch.cat([y for _, y in val])
+        self.labels = val.labels if hasattr(val, "labels") else torch.cat([y for _, y in val])
         self.rates = {g.index: 1.0 for g in self.gates}
         self.kept = {g.index: list(range(g.channels)) for g in self.gates}
         self.ensemble, self.members, self.history, self.steps, self.elapsed = None, 0, [], 0, 0.0
@@ -299,7 +431,7 @@ class EKGSearch:
     def load(self, state):
         self.rates = {int(k): float(v) for k, v in state["rates"].items()}
         self.kept = {int(k): list(v) for k, v in state["kept"].items()}
-        self.ensemble, self.members = state["ensemble"], int(state["members"])
+        self.ensemble, self.members = state["ensemble"].to(self.labels.device), int(state["members"])
         self.history, self.steps, self.elapsed = list(state["history"]), int(state["steps"]), float(state["elapsed"])
         self.base.load_state_dict(state["state_dict"])
 
@@ -486,13 +618,18 @@ def build_bank(base, history, teachers, loader, dtype):
     batch-statistics mode, all teachers in one pass over the images; the labels alongside, to check against the
     fine-tune's training set."""
     nets = [sub_network(base, {int(i): k for i, k in history[t]["kept"].items()}) for t in teachers]
-    out, labels = [], []
+    n = loader.num_images  # filled in place: ImageNet's bank (1.28M x 1000 x 5 in float16) is 12.8 GB
+    out, labels, start = None, torch.empty(n, dtype=torch.long), 0
     with torch.no_grad():
         for x, y in loader:
-            out.append(torch.stack([batch_stat_forward(net, x).float() for net in nets], 2).to(getattr(torch, dtype))
-                       .cpu())
-            labels.append(y.cpu())
-    return torch.cat(out), torch.cat(labels)
+            z = torch.stack([batch_stat_forward(net, x).float() for net in nets], 2).to(getattr(torch, dtype)).cpu()
+            if out is None:
+                out = torch.empty((n,) + tuple(z.shape[1:]), dtype=z.dtype)
+            out[start:start + len(y)], labels[start:start + len(y)] = z, y.cpu()
+            start += len(y)
+    if start != n:
+        raise RuntimeError(f"the bank's loader gave {start} images, not its {n}")
+    return out, labels
 
 
 # ------------------------------------------------------------------------------------------------ fine-tuning
@@ -524,10 +661,13 @@ def kd_objective(temperature):
 
 class KnowledgeLoader:
     """Two augmented views per image, with the labels and the bank's teacher logits looked up by dataset index:
-    batches (images [2B, ...], (labels [B], teachers [B, classes, K]))."""
+    batches (images [2B, ...], (labels [B], teachers [B, classes, K])). ``loader``: anything with ``view_batches``
+    (DeviceLoader, FolderViewLoader). The bank sits on ``bank_device`` (default the loader's: an in-memory set's);
+    a folder dataset's stays in host memory (ImageNet's: 12.8 GB) and only each batch's rows move."""
 
-    def __init__(self, loader, bank, jitter):
-        self.loader, self.bank, self.jitter = loader, bank.to(loader.device), jitter
+    def __init__(self, loader, bank, jitter, bank_device=None):
+        self.loader, self.jitter = loader, jitter
+        self.bank = bank.to(loader.device if bank_device is None else bank_device)
 
     def set_epoch(self, epoch):
         self.loader.set_epoch(epoch)
@@ -537,7 +677,120 @@ class KnowledgeLoader:
 
     def __iter__(self):
         for x, y, idx in self.loader.view_batches(2, self.jitter):
-            yield x, (y, self.bank[idx])
+            yield x, (y, self.bank[idx.to(self.bank.device)].to(x.device, non_blocking=True))
+
+
+class FolderViews(torch.utils.data.Dataset):
+    """Key (index, epoch) -> (uint8 views [V, C, S, S], label, index): one training view per seed of ``seeds``, each
+    drawn exactly as the FolderLoader draws its one view with that seed (the reference augmentation: torchvision's
+    RandomResizedCrop + flip, or the fast loader's sampler of it), the file decoded once. With ``decode_here`` off
+    (the fast loader on CUDA) the JPEG bytes instead, decoded and cropped on the device by FolderViewLoader."""
+
+    def __init__(self, ds, size, seeds, mode, decode_here):
+        from utils.imagefolder import _reference_transform
+        self.ds, self.size, self.seeds, self.mode, self.decode_here = ds, size, list(seeds), mode, decode_here
+        self.transform = _reference_transform(True, size, "reference")
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        from utils.imagefolder import _decode_error, _generator, decode, train_view
+        index, epoch = key
+        path, label = self.ds.paths[index], self.ds.labels[index]
+        if self.mode == "reference":
+            from torchvision.datasets.folder import pil_loader
+            try:
+                img = pil_loader(path)
+            except Exception as exc:  # PIL raises several kinds on a damaged file
+                raise _decode_error(path, exc) from None
+            views = []
+            for seed in self.seeds:
+                with torch.random.fork_rng(devices=[]):  # torchvision's transforms draw from the global RNG
+                    torch.manual_seed(_generator(seed, epoch, index).initial_seed())
+                    views.append(self.transform(img))
+            return torch.stack(views), label, index
+        from torchvision.io import read_file
+        data = read_file(path)
+        if not self.decode_here:
+            return data, label, index
+        img = decode([data], [path], "cpu")[0]
+        return torch.stack([train_view(img, s, epoch, index, self.size).contiguous() for s in self.seeds]), label, index
+
+
+def _collate_bytes(batch):
+    return [b[0] for b in batch], torch.stack([b[1] for b in batch]), torch.tensor([b[2] for b in batch])
+
+
+class FolderViewLoader:
+    """The two-view, index-returning path of a training FolderLoader (ImageNet), as DeviceLoader.view_batches is for
+    in-memory sets: the same batches, order, epochs and torchrun split (the FolderLoader's own sampler), each image
+    decoded once and cropped ``views`` times. View 1 is the FolderLoader's view (same seed); view v draws with seed
+    x 7919 + v, so a resumed run sees the same batches. Reference augmentation only (not --augment sss)."""
+
+    def __init__(self, loader, views=2):
+        if not loader.train:
+            raise ValueError("FolderViewLoader is for training loaders")
+        if loader.augment != "reference":
+            raise UserError(f"--augment {loader.augment}: EKG's two views are the reference augmentation (random-"
+                            f"resized crop + flip, then --colour-jitter); use --augment reference")
+        self.base, self.views, self.device = loader, int(views), loader.device
+        self.seeds = [loader.seed] + [loader.seed * 7919 + v for v in range(1, self.views)]
+        decode_here = not loader.on_device
+        workers = loader.loader.num_workers
+        self.loader = torch.utils.data.DataLoader(
+            FolderViews(loader.ds, loader.size, self.seeds, loader.mode, decode_here), batch_sampler=loader.sampler,
+            num_workers=workers, persistent_workers=workers > 0, collate_fn=None if decode_here else _collate_bytes,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers > 0 else None)
+
+    def set_epoch(self, epoch):
+        self.base.set_epoch(epoch)
+
+    @property
+    def num_images(self):
+        return self.base.num_images
+
+    def __len__(self):
+        return len(self.base)
+
+    def _device_views(self, datas, index, epoch):
+        from utils.imagefolder import decode, train_view
+        images = decode(datas, [self.base.ds.paths[i] for i in index], self.device)
+        return torch.stack([torch.stack([train_view(img, s, epoch, i, self.base.size) for s in self.seeds])
+                            for img, i in zip(images, index)])
+
+    def _jitter_plan(self, epoch, view, amount):
+        """Contrast and saturation factors in [1 - amount, 1 + amount] of every image, for ``view`` of ``epoch``."""
+        g = torch.Generator().manual_seed((int(self.base.seed) * 7919 + 1000 + view) * 1_000_003 + int(epoch))
+        n = len(self.base.ds)
+        return tuple(1 + amount * (2 * torch.rand(n, generator=g) - 1) for _ in range(2))
+
+    def view_batches(self, views=2, jitter=0.0):
+        """(images [views x B, ...] view by view, labels [B], dataset indices [B]) on the device; ``jitter`` > 0: per
+        image and view, contrast then saturation factors in [1 - jitter, 1 + jitter] (utils.data.jitter_colour)."""
+        from utils.data import jitter_colour
+        from utils.imagefolder import _worker_error
+        if views != self.views:
+            raise ValueError(f"this loader draws {self.views} views, not {views}")
+        epoch, base = self.base.epoch, self.base
+        factors = [self._jitter_plan(epoch, v, jitter) for v in range(self.views)] if jitter else None
+        try:
+            for x, y, index in self.loader:
+                if not isinstance(x, torch.Tensor):  # JPEG bytes: decoded and cropped on the device
+                    x = self._device_views(x, index.tolist(), epoch)
+                x = x.to(self.device, non_blocking=True)
+                b = x.shape[0]
+                x = x.transpose(0, 1).reshape(self.views * b, *x.shape[2:]).float().div_(255)
+                if factors is not None:
+                    contrast = torch.cat([f[0][index] for f in factors]).to(self.device)
+                    saturation = torch.cat([f[1][index] for f in factors]).to(self.device)
+                    x = jitter_colour(x, contrast, saturation)
+                x = x.sub_(base.mean).div_(base.std)
+                if base.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                yield x, y.to(self.device, non_blocking=True), index.to(self.device, non_blocking=True)
+        except (RuntimeError, UserError) as exc:
+            raise _worker_error(exc) from None
 
 
 # ------------------------------------------------------------------------------------------------ the method
@@ -577,16 +830,24 @@ class EKGRule:
 
     def prune_network(self, model, ctx):
         hp_ = ctx.hparams
+        from utils.data import is_folder_dataset
         train, info = ctx.training_set()
-        if not hasattr(train, "images"):
-            raise UserError(f"--dataset {ctx.dataset}: EKG's search reads an in-memory dataset (CIFAR, Fashion-MNIST)")
+        folder = is_folder_dataset(train)
         sub_idx, val_idx = class_split(train.labels, hp_.subset_per_class, hp_.val_per_class, hp_.seed)
         base = copy.deepcopy(model).to(ctx.device)
-        val = list(ctx.loader_of(train.select(val_idx), info, hp_.search_batch_size))
+        if folder:  # decoded from files: kept on the device as far as --search-cache-gb allows, else re-decoded
+            cache = int(getattr(hp_, "search_cache_gb", SEARCH_CACHE_GB) * 1e9)
+            val = FolderBatches(train.select(val_idx), info, hp_.search_batch_size, ctx.loader_of, cache)
+            ctx.log(f"D_val: {val.cached} of {len(val_idx)} images decoded once and kept on {ctx.device}, the rest "
+                    f"decoded at every pass")
+        else:
+            val = list(ctx.loader_of(train.select(val_idx), info, hp_.search_batch_size))
         search_options = {k: v for k, v in vars(hp_).items()
-                          if k not in ("num_teachers", "bank_images", "bank_dtype", "memory_bank")}
+                          if k not in ("num_teachers", "bank_images", "bank_dtype", "memory_bank", "search_cache_gb")}
+        # a folder dataset's crops depend on the crop size and the decoder too
+        read = (getattr(ctx.folder, "input_size", None), getattr(ctx.folder, "loader", None)) if folder else ()
         fingerprint = hashlib.sha1(repr((state_digest(model), sorted(search_options.items()), ctx.dataset,
-                                         str(ctx.device))).encode()).hexdigest()
+                                         str(ctx.device)) + read).encode()).hexdigest()
         path = os.path.join(ctx.save, SEARCH_STATE) if ctx.save else None
         if path:
             os.makedirs(ctx.save, exist_ok=True)
@@ -650,8 +911,14 @@ class EKGRule:
         return os.path.join(os.path.dirname(os.path.abspath(stage.source_path)), BANK)
 
     def validate(self, stage):
+        if stage.stage == "finetune" and stage.hparams.kd_temperature is None:  # recorded as the value used
+            stage.hparams.kd_temperature = official_temperature(stage.info.num_classes)
         if not self._knowledge(stage):
             return
+        if getattr(stage.data, "augment", "reference") != "reference":
+            raise UserError(f"--augment {stage.data.augment} with --knowledge on: EKG's two views are the reference "
+                            f"augmentation (random-resized crop + flip, then --colour-jitter); use --augment reference "
+                            f"or --knowledge off")
         path = self.bank_path(stage)
         if not os.path.exists(path):
             raise UserError(f"--refine {stage.source_path}: no memory bank {path} beside it (prune.py builds it unless "
@@ -669,14 +936,21 @@ class EKGRule:
     def train_loader(self, stage, loader):
         if not self._knowledge(stage):
             return loader
+        from utils.imagefolder import FolderLoader
         bank = stage.bank["state_dict"]
-        if not hasattr(loader, "view_batches"):
-            raise UserError(f"--dataset {stage.data.dataset}: EKG's fine-tuning with --knowledge on reads an in-memory "
-                            f"dataset")
-        if loader.labels.numel() != bank["labels"].numel() or not torch.equal(loader.labels.cpu(), bank["labels"]):
+        folder = isinstance(loader, FolderLoader)
+        if not folder and not hasattr(loader, "view_batches"):
+            raise UserError(f"--dataset {stage.data.dataset}: EKG's fine-tuning with --knowledge on needs a loader of "
+                            f"two views with image indices (in-memory datasets, ImageFolder trees)")
+        labels = loader.ds.labels if folder else loader.labels
+        if labels.numel() != bank["labels"].numel() or not torch.equal(labels.cpu(), bank["labels"]):
             raise UserError(f"--refine {stage.source_path}: the memory bank's {bank['labels'].numel()} images are not "
-                            f"this run's {loader.labels.numel()} training images")
+                            f"this run's {labels.numel()} training images")
+        if folder:  # the bank stays in host memory; each batch's rows go to the device
+            return KnowledgeLoader(FolderViewLoader(loader, 2), bank["logits"], stage.hparams.colour_jitter, "cpu")
         return KnowledgeLoader(loader, bank["logits"], stage.hparams.colour_jitter)
 
     def objective(self, stage):
-        return kd_objective(stage.hparams.kd_temperature) if self._knowledge(stage) else None
+        if not self._knowledge(stage):
+            return None
+        return kd_objective(stage.hparams.kd_temperature or official_temperature(stage.info.num_classes))
