@@ -81,9 +81,10 @@ def main(argv=None):
     print(f"search: {mean:.2f} s per step (mean of {len(times)}); a whole search of 60 / 90 steps: "
           f"{60 * mean / 60:.1f} / {90 * mean / 60:.1f} min (early steps; later ones have smaller networks)")
     teachers = [min(i, len(search.history) - 1) for i in range(a.teachers)]
-    bank_x = torch.randn(a.bank_images, 3, 32, 32)
-    loader = [(bank_x[i:i + a.batch_size], torch.zeros(len(bank_x[i:i + a.batch_size]), dtype=torch.long))
-              for i in range(0, a.bank_images, a.batch_size)]
+    from utils.data import DeviceLoader, TensorDataset
+    images = torch.randint(0, 256, (a.bank_images, 3, 32, 32), dtype=torch.uint8)  # CIFAR-shaped, as stored
+    loader = DeviceLoader(TensorDataset(images, torch.zeros(a.bank_images, dtype=torch.long)), a.batch_size,
+                          train=False, mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
     t0 = time.perf_counter()
     bank, _ = ekg.build_bank(search.base, search.history, teachers, loader, "float16")
     dt = time.perf_counter() - t0

@@ -255,27 +255,9 @@ IMAGENET = {"train_per_class": 300, "val_per_class": 50, "image": 36, "input_siz
 
 def fashion_mnist_tree(root, train_per_class=IMAGENET["train_per_class"], val_per_class=IMAGENET["val_per_class"],
                        size=IMAGENET["image"]):
-    """Fashion-MNIST written once as an ImageFolder JPEG tree (train/<class>/, val/<class>/): the first images of
-    each class of its training and test sets, 3-channel, upscaled to ``size`` px, JPEG quality 90."""
-    import torch
-    import torch.nn.functional as F
-    from torchvision.io import encode_jpeg
-    from utils.data import load_dataset
-    root = Path(root)
-    if (root / "done").exists():
-        return str(root)
-    train, test = load_dataset("fashionmnist", FASHION_MNIST)
-    for split, ds, per in (("train", train, train_per_class), ("val", test, val_per_class)):
-        for c in range(10):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            index = torch.nonzero(ds.labels == c).flatten()[:per]
-            images = F.interpolate(ds.images[index].float(), size=(size, size), mode="bilinear", align_corners=False)
-            images = images.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
-            for i, img in zip(index.tolist(), images):
-                (folder / f"{i}.JPEG").write_bytes(encode_jpeg(img.contiguous(), quality=90).numpy().tobytes())
-    (root / "done").write_text("")
-    return str(root)
+    """Fashion-MNIST written once as an ImageFolder JPEG tree (utils.imagefolder.write_fashion_mnist_tree)."""
+    from utils.imagefolder import write_fashion_mnist_tree
+    return write_fashion_mnist_tree(root, FASHION_MNIST, train_per_class, val_per_class, size)
 
 
 def imagenet_l1(root, seed=1, tree=None):

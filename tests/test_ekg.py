@@ -189,7 +189,8 @@ def test_search_resumes_exactly_after_a_kill(search_data, searched, tmp_path, mo
         killed.run()
     monkeypatch.setattr(ekg.EKGSearch, "save", original)
     again = new_search(search_data, path)
-    again.base.load_state_dict(create_model("resnet_ekg", 20, image_size=16).state_dict())  # weights come from the state file
+    # other weights in the network: the resumed search must take them from the state file
+    again.base.load_state_dict(create_model("resnet_ekg", 20, image_size=16).state_dict())
     again.run()
     assert again.kept == ref.kept
     assert [h["loss"] for h in again.history] == [h["loss"] for h in ref.history]

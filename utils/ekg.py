@@ -886,8 +886,8 @@ class EKGRule:
         logits, labels = build_bank(base.to(ctx.device), history, teachers, loader, hp_.bank_dtype)
         base.cpu()
         # the tensors under "state_dict": read back by utils.checkpoint.load_checkpoint, checksum included
-        ctx.files[BANK] = {"state_dict": {"logits": logits, "labels": labels}, "dataset": ctx.dataset, "bank_images": hp_.bank_images,
-                           "labels_sha1": labels_digest(labels), "teachers": teachers,
+        ctx.files[BANK] = {"state_dict": {"logits": logits, "labels": labels}, "dataset": ctx.dataset,
+                           "bank_images": hp_.bank_images, "labels_sha1": labels_digest(labels), "teachers": teachers,
                            "teacher_losses": [history[t]["loss"] for t in teachers]}
         ctx.log(f"memory bank: {len(teachers)} teachers (history entries {teachers}), logits {tuple(logits.shape)} "
                 f"{hp_.bank_dtype} in {time.time() - t0:.1f} s")

@@ -417,3 +417,28 @@ if __name__ == "__main__":
         sys.exit(1 if check_tree(args.check) else 0)
 
     run_main(_main)
+
+
+def write_fashion_mnist_tree(root, data=None, train_per_class=300, val_per_class=50, size=36):
+    """Fashion-MNIST written once as an ImageFolder JPEG tree (train/<class>/, val/<class>/): the first images of
+    each class of its training and test sets, 3-channel, upscaled to ``size`` px, JPEG quality 90: real images for
+    the ImageNet scripts at CPU scale. A tree already written (its ``done`` mark) is reused."""
+    import torch.nn.functional as F
+    from torchvision.io import encode_jpeg
+    from utils.data import load_dataset
+    if os.path.exists(os.path.join(root, "done")):
+        return str(root)
+    train, test = load_dataset("fashionmnist", data)
+    for split, ds, per in (("train", train, train_per_class), ("val", test, val_per_class)):
+        for c in range(10):
+            folder = os.path.join(root, split, f"class{c}")
+            os.makedirs(folder, exist_ok=True)
+            index = torch.nonzero(ds.labels == c).flatten()[:per]
+            images = F.interpolate(ds.images[index].float(), size=(size, size), mode="bilinear", align_corners=False)
+            images = images.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+            for i, img in zip(index.tolist(), images):
+                with open(os.path.join(folder, f"{i}.JPEG"), "wb") as f:
+                    f.write(encode_jpeg(img.contiguous(), quality=90).numpy().tobytes())
+    with open(os.path.join(root, "done"), "w"):
+        pass
+    return str(root)
