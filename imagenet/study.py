@@ -23,6 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from models import model_entry  # noqa: E402
 from utils import stages  # noqa: E402
 from utils.cli import Call, args_for, given  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
@@ -54,7 +55,8 @@ def plan(out, tree, seeds, methods):
         for name in methods:
             key, model_dir, arch, depth, ratios, ft_paper = METHODS[name]
             method = get_method(key)
-            options = given(method_options(method, arch), width=SCALE["width"])
+            arch, depth = stages.resolve_alias(method, arch, depth)  # the folder's spelling -> the zoo's name
+            options = given(model_entry(arch).options, width=SCALE["width"])
             common = dict(data=tree, input_size=SCALE["input_size"], workers=0, loader="fast")
 
             def data(stage):
@@ -99,14 +101,6 @@ def plan(out, tree, seeds, methods):
                                                                                    schedule=[SCALE["lr_drop"]])),
                                            method.ScratchHparams(), options), needs=[("prune", pruned)]))
     return steps
-
-
-def method_options(method, arch):
-    """The architecture options class of ``arch`` as the method's scripts offer it."""
-    from models import model_entry
-    from utils.stages import resolve_alias
-    name = resolve_alias(method, arch, None)[0]
-    return model_entry(name).options
 
 
 def collect(out, header, metric):

@@ -305,6 +305,16 @@ def _resume_path(train_args):
     return train_args.resume
 
 
+def command_line():
+    """This run's command line, its script named from the repository root when it lies there: run records carry no
+    path of the machine that made them."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = list(sys.argv)
+    if argv and os.path.isabs(argv[0]) and argv[0].startswith(root + os.sep):
+        argv[0] = os.path.relpath(argv[0], root)
+    return " ".join(argv)
+
+
 def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hooks=(), ckpt_extra=None,
               summary_extra=None, args_record=None, log=print):
     """Train ``make_model(info)`` (built after seeding) for one stage; write checkpoints and summary.json.
@@ -379,7 +389,7 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         summary = {"stage": name, **result, **costs, "arch": model.spec.arch, "depth": model.spec.depth,
                    "cfg": list(model.spec.cfg), "dataset": info.name, "seed": train_args.seed,
                    "world_size": dinfo.world_size, "wall_time_s": round(time.time() - start, 3), "lr_effective": lr,
-                   "command": " ".join(sys.argv), "args": args_record,
+                   "command": command_line(), "args": args_record,
                    **({"method": method.name} if method is not None else {}),
                    **({"source": relative_to(ckpt_extra["source"], train_args.save)}
                       if ckpt_extra and "source" in ckpt_extra else {}),
