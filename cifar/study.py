@@ -86,7 +86,8 @@ from utils.cli import Call, args_for, given  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.hparams import OneLineParser  # noqa: E402
 from utils.methods import get_method  # noqa: E402
-from utils.sweep import Step, command, duration, execute, finished, shown  # noqa: E402  (the generic runner)
+from utils.sweep import (Step, command, duration, execute, finished, from_root, shown,  # noqa: E402
+                         write_table)  # the generic runner
 
 DEFAULTS = {"epochs": 8, "train_subset": 2000, "test_subset": 2000, "width": 0.25, "seeds": [1, 2, 3],
             "out": "study_runs/{dataset}"}
@@ -188,13 +189,6 @@ def slimming_s(arch, cfg):
 
 def finetune_epochs(method, epochs):
     return max(1, round(epochs * method.finetune_paper_epochs / method.paper_epochs))
-
-
-def from_root(path):
-    """``path`` as the stages (run in the repository root) see it: relative to the root when it lies inside it, so
-    that the run records of a study in the repository name no path of the machine; absolute otherwise."""
-    rel = os.path.relpath(os.path.abspath(path), ROOT)
-    return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def plan(cfg, methods, models, seeds):
@@ -350,20 +344,7 @@ def trained_time(out):
 
 
 def collect(cfg, seeds, wall, argv, plot, metric):
-    from utils.checkpoint import _atomic_write
-    from utils.results import collect as collect_rows, markdown, write_outputs
-    rows = collect_rows([cfg["out"]], metric)
-    if not rows:
-        print("no pruned model finished yet: no table")
-        return None
-    results = os.path.join(cfg["out"], "results")
-    written = write_outputs(rows, results, metric, plot)
-    text = header(cfg, seeds, wall, trained_time(cfg["out"]), argv) + "\n" + markdown(rows, metric)
-    _atomic_write(written[0], lambda f: f.write(text.encode()))
-    print("\n" + markdown(rows, metric))
-    for path in written:
-        print(f"wrote {path}")
-    return rows
+    return write_table(cfg["out"], header(cfg, seeds, wall, trained_time(cfg["out"]), argv), metric, plot)
 
 
 # ------------------------------------------------------------------------------------------- CLI

@@ -29,7 +29,7 @@ from utils.cli import Call, args_for, given  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
 from utils.hparams import OneLineParser  # noqa: E402
 from utils.methods import get_method  # noqa: E402
-from utils.sweep import Step, command, duration, execute, shown  # noqa: E402
+from utils.sweep import Step, command, duration, execute, from_root, shown, write_table  # noqa: E402
 
 TREE = {"train_per_class": 300, "val_per_class": 50, "size": 36}
 SCALE = {"epochs": 7, "lr_drop": 5, "input_size": 32, "batch_size": 64, "width": 0.125}
@@ -40,12 +40,6 @@ METHODS = {
     "weight-level": ("imagenet/weight-level", "resnet50", "resnet50", 50,
                      [("p0.3", {"percent": 0.3}), ("p0.6", {"percent": 0.6})], 10),
 }
-
-
-def from_root(path):
-    """Relative to the repository root (where the stages run) when inside it: run records then name no machine path."""
-    rel = os.path.relpath(os.path.abspath(path), ROOT)
-    return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
 def plan(out, tree, seeds, methods):
@@ -103,22 +97,6 @@ def plan(out, tree, seeds, methods):
     return steps
 
 
-def collect(out, header, metric):
-    from utils.checkpoint import _atomic_write
-    from utils.results import collect as collect_rows, markdown, write_outputs
-    rows = collect_rows([out], metric)
-    if not rows:
-        print("no pruned model finished yet: no table")
-        return None
-    written = write_outputs(rows, os.path.join(out, "results"), metric, plot=False)
-    text = header + "\n" + markdown(rows, metric)
-    _atomic_write(written[0], lambda f: f.write(text.encode()))
-    print("\n" + markdown(rows, metric))
-    for path in written:
-        print(f"wrote {path}")
-    return rows
-
-
 def parse_args(argv):
     p = OneLineParser(prog="study.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="study_runs/imagenet-fashionmnist", help="study folder (default: %(default)s)")
@@ -172,7 +150,7 @@ def main(argv=None):
         f"(LR x0.1 after {SCALE['lr_drop']}), fine-tune E x 20/90 (L1-norm) or 10/90 (weight-level) at lr 0.001, "
         f"scratch-E E, scratch-B by each folder's rule; batch {SCALE['batch_size']}; seeds "
         f"{' '.join(map(str, args.seeds))}; wall time {duration(total)} with --jobs {args.jobs}.", ""])
-    collect(out, header, args.metric)
+    write_table(out, header, args.metric, plot=False)
     if failed or blocked:
         raise UserError(f"{len(failed)} step(s) failed, {len(blocked)} blocked (see their log.txt)")
 

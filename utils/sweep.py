@@ -381,6 +381,31 @@ def tail(path, n=5):
         return []
 
 
+def from_root(path):
+    """``path`` as the stages (run in the repository root) see it: relative to the root when it lies inside it, so
+    that the run records of a study in the repository name no path of the machine; absolute otherwise."""
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
+
+
+def write_table(out, header, metric, plot=True):
+    """The collector's table (and plots) of the runs under ``out`` into OUT/results, results.md headed by
+    ``header`` (a study's scale and wall time); printed too. The rows, or None before any pruned model exists."""
+    from utils.checkpoint import _atomic_write
+    from utils.results import collect as collect_rows, markdown, write_outputs
+    rows = collect_rows([out], metric)
+    if not rows:
+        print("no pruned model finished yet: no table")
+        return None
+    written = write_outputs(rows, os.path.join(out, "results"), metric, plot)
+    text = header + "\n" + markdown(rows, metric)
+    _atomic_write(written[0], lambda f: f.write(text.encode()))
+    print("\n" + markdown(rows, metric))
+    for path in written:
+        print(f"wrote {path}")
+    return rows
+
+
 def duration(seconds):
     if seconds < 120:
         return f"{seconds:.0f} s"
