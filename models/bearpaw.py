@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from errors import UserError
 
-from .layers import ChannelGroup, init_conv_fan_out
+from .layers import ChannelGroup, ResNetWidthOptions, init_conv_fan_out, stage_planes
 from .registry import register_model
 from .densenet import DenseNetOptions
 from .vgg import DEFAULT_CFG as VGG_CFG
@@ -164,14 +164,15 @@ def _shortcut(inplanes, outplanes, stride):
 
 
 class WeightLevelPreResNet(nn.Module):
-    def __init__(self, cfg, n, bottleneck, num_classes, in_channels, image_size):
+    def __init__(self, cfg, n, bottleneck, num_classes, in_channels, image_size, base_width=16):
         super().__init__()
         self.cfg, self.n, self.bottleneck = list(cfg), n, bottleneck
         block = PreBottleneck if bottleneck else PreBasicBlock
         per = 2 if bottleneck else 1
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
-        inplanes = 16
-        for s, planes in enumerate((16, 32, 64)):
+        widths = stage_planes(base_width)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        inplanes = widths[0]
+        for s, planes in enumerate(widths):
             blocks = []
             for i in range(n):
                 b = s * n + i
@@ -205,8 +206,8 @@ class WeightLevelPreResNet(nn.Module):
         return groups
 
 
-@register_model("preresnet_wl", depths=(20, 56, 110, 164), default_depth=110)
-def preresnet_wl(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, blocks=None):
+@register_model("preresnet_wl", depths=(20, 56, 110, 164), default_depth=110, options=ResNetWidthOptions)
+def preresnet_wl(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, blocks=None, base_width=16):
     """Pre-activation ResNet of the weight-level experiments (bearpaw): no channel selection, blocks per
     stage n = (depth-2)//9 unless ``blocks`` is given, bottleneck from depth 44."""
     n = (depth - 2) // 9 if blocks is None else int(blocks)
@@ -214,13 +215,13 @@ def preresnet_wl(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, 
         raise _user_error(f"blocks {blocks}: a PreResNet needs at least 1 block per stage")
     bottleneck = depth >= 44
     per = 2 if bottleneck else 1
-    default = [w for planes in (16, 32, 64) for _ in range(n) for w in [planes] * per]
+    default = [w for planes in stage_planes(base_width) for _ in range(n) for w in [planes] * per]
     cfg = default if cfg is None else list(cfg)
     if len(cfg) != 3 * n * per:
         raise _user_error(f"cfg has {len(cfg)} entries, preresnet_wl-{depth} with {n} blocks per stage needs "
                           f"{3 * n * per}")
     _check_widths(cfg, "preresnet_wl")
-    return WeightLevelPreResNet(cfg, n, bottleneck, num_classes, in_channels, image_size)
+    return WeightLevelPreResNet(cfg, n, bottleneck, num_classes, in_channels, image_size, base_width)
 
 
 # ------------------------------------------------------------------------------------------- DenseNet

@@ -7,6 +7,33 @@ import torch.nn as nn
 from errors import UserError
 
 
+STAGE_PLANES = (16, 32, 64)  # the CIFAR ResNets' stem/stage widths at width 1
+
+
+@dataclass
+class ResNetWidthOptions:
+    """The CIFAR ResNets' option: the stem and stage widths 16/32/64 (and the default inner widths) times a factor.
+    Unlike the VGGs' cfg, those widths are not cfg entries, so the factor is kept in the network's spec
+    (``base_width``, the stem's channels) and a pruned network rebuilds at its own width."""
+    width: float = field(default=1.0, metadata={
+        "help": "the stem and stage widths 16/32/64 times this factor (a multiple of 1/16; small networks for CPU "
+                "runs)", "new_network": True})
+
+    def __post_init__(self):
+        if not (self.width > 0 and float(self.width * 16).is_integer()):
+            raise UserError(f"--width {self.width}: must be a positive multiple of 1/16 (16 x width stem channels)")
+
+    def kwargs(self, arch, depth):
+        return {} if self.width == 1.0 else {"base_width": int(self.width * 16)}
+
+
+def stage_planes(base_width):
+    """The three stages' widths for a stem of ``base_width`` channels (16: 16/32/64)."""
+    if not (isinstance(base_width, int) and base_width >= 1):
+        raise UserError(f"base_width {base_width!r}: must be a positive whole number")
+    return tuple(p * base_width // 16 for p in STAGE_PLANES)
+
+
 class ChannelSelection(nn.Module):
     """Pass on the channels whose entry in ``indexes`` is nonzero (network slimming's channel_selection).
 

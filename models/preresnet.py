@@ -20,8 +20,8 @@ import torch.nn as nn
 
 from errors import UserError
 
-from .layers import (ChannelGroup, ChannelSelection, check_selection, compact_selections, init_conv_fan_out,
-                     selection_group)
+from .layers import (ChannelGroup, ChannelSelection, ResNetWidthOptions, check_selection, compact_selections,
+                     init_conv_fan_out, selection_group, stage_planes)
 from .registry import register_model
 from .resnet import stage_units
 
@@ -72,16 +72,17 @@ class ShortcutUnit(nn.Module):
 
 class PreResNet(nn.Module):
     def __init__(self, depth, cfg, num_classes, in_channels, image_size, selected, compact=False, block_lambda=False,
-                 units=None):
+                 units=None, base_width=16):
         super().__init__()
         self.compact = compact
         n = (depth - 2) // 9
         self.cfg, self.n = list(cfg), n
         self.units = units = stage_units(units, n, 3, f"PreResNet-{depth}")
         selected = selected or [None] * (sum(c for c, _ in units) + 1)
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
-        inplanes, b, self._branches = 16, 0, []
-        for s, planes in enumerate((16, 32, 64)):
+        widths = stage_planes(base_width)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        inplanes, b, self._branches = widths[0], 0, []
+        for s, planes in enumerate(widths):
             count, keep_first = units[s]
             stride = 1 if s == 0 else 2
             blocks = []
@@ -141,33 +142,35 @@ class PreResNet(nn.Module):
         return compact_selections(self)
 
 
-def default_cfg(n, units=None):
-    cfg = []
-    for s, (planes, first_in) in enumerate(((16, 16), (32, 64), (64, 128))):
+def default_cfg(n, units=None, base_width=16):
+    cfg, widths = [], stage_planes(base_width)
+    for s, planes in enumerate(widths):
+        first_in = widths[0] if s == 0 else widths[s - 1] * 4  # the stem, or the previous stage's output
         count, keep_first = (n, True) if units is None else units[s]
         cfg += [w for i in range(count) for w in ((first_in if i == 0 and keep_first else planes * 4), planes, planes)]
-    return cfg + [256]
+    return cfg + [widths[2] * 4]
 
 
 @dataclass
-class PreResNetOptions:
+class PreResNetOptions(ResNetWidthOptions):
     block_lambda: bool = field(default=False, metadata={
         "help": "a learnable scalar per residual block scaling its branch (Sparse Structure Selection's lambda)",
         "new_network": True})
 
     def kwargs(self, arch, depth):
-        return {"block_lambda": True} if self.block_lambda else {}
+        return {**super().kwargs(arch, depth), **({"block_lambda": True} if self.block_lambda else {})}
 
 
 @register_model("preresnet", depths=(20, 47, 56, 164), default_depth=164, options=PreResNetOptions)
 def preresnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, selected=None, compact=False,
-              block_lambda=False, units=None):
+              block_lambda=False, units=None, base_width=16):
     """Pre-activation bottleneck ResNet with channel selection (network slimming's PreResNet)."""
     n = (depth - 2) // 9
     units = stage_units(units, n, 3, f"PreResNet-{depth}") if units is not None else None
-    cfg = default_cfg(n, units) if cfg is None else cfg
+    cfg = default_cfg(n, units, base_width) if cfg is None else cfg
     blocks = 3 * n if units is None else sum(c for c, _ in units)
     if len(cfg) != 3 * blocks + 1:
         label = f"PreResNet-{depth}" + ("" if units is None else f" with units {units}")
         raise UserError(f"cfg has {len(cfg)} entries, {label} needs {3 * blocks + 1}")
-    return PreResNet(depth, cfg, num_classes, in_channels, image_size, selected, compact, block_lambda, units)
+    return PreResNet(depth, cfg, num_classes, in_channels, image_size, selected, compact, block_lambda, units,
+                     base_width)

@@ -1,6 +1,6 @@
 """CIFAR ResNet (basic blocks, depth 6n+2) with per-block inner widths: the L1-norm-pruning network.
 
-cfg: 3n ints, the output width of each block's first conv (block outputs stay 16/32/64). Downsampling
+cfg: 3n ints, the output width of each block's first conv (block outputs stay 16/32/64, times --width). Downsampling
 blocks use the reference's parameter-free shortcut: 2x2 average pool, then zero channels appended. The
 reference builds that shortcut from ``x.data`` (no gradient through it, bug B1); ``detach_shortcut=True``
 reproduces that, the default lets the gradient through.
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from errors import UserError
 
-from .layers import ChannelGroup, init_conv_fan_out
+from .layers import ChannelGroup, ResNetWidthOptions, init_conv_fan_out, stage_planes
 from .registry import register_model
 
 
@@ -83,23 +83,26 @@ class ShortcutUnit(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """Stem conv 16, three stages of n blocks (16/32/64, stride 2 into stages 2 and 3), average pool, fc.
+    """Stem conv, three stages of n blocks (16/32/64 at ``base_width`` 16; stride 2 into stages 2 and 3), average
+    pool, fc.
 
     ``block(inplanes, planes, width, stride)`` builds one block; cfg[j] is the j-th block's inner width.
     ``units`` (SSS): per stage [blocks with a residual branch, whether the stage's first block keeps its branch];
     when it does not and its shortcut is not the identity, ``shortcut_unit(inplanes, planes, stride)`` comes first.
     """
 
-    def __init__(self, depth, cfg, num_classes, in_channels, image_size, block, units=None, shortcut_unit=None):
+    def __init__(self, depth, cfg, num_classes, in_channels, image_size, block, units=None, shortcut_unit=None,
+                 base_width=16):
         super().__init__()
         n = (depth - 2) // 6
         self.cfg = list(cfg)
         self.units = stage_units(units, n, 3, f"ResNet-{depth}")
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        widths = stage_planes(base_width)
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        inplanes, j, self._branches = 16, 0, []
-        for s, planes in enumerate((16, 32, 64)):
+        inplanes, j, self._branches = widths[0], 0, []
+        for s, planes in enumerate(widths):
             count, keep_first = self.units[s]
             stride = 1 if s == 0 else 2
             blocks = []
@@ -112,7 +115,7 @@ class CifarResNet(nn.Module):
                 inplanes, j = planes, j + 1
             setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AvgPool2d(image_size // 4)  # the reference's AvgPool2d(8) at 32x32
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(widths[2], num_classes)
         init_conv_fan_out(self, bn_gamma=1.0)
         self.n = n
 
@@ -157,7 +160,7 @@ def stage_units(units, n, stages, label):
 
 
 @dataclass
-class ResNetOptions:
+class ResNetOptions(ResNetWidthOptions):
     detach_shortcut: bool = field(default=False, metadata={
         "help": "cut the gradient through the downsampling shortcut, as the reference does (its bug B1)"})
     block_lambda: bool = field(default=False, metadata={
@@ -165,15 +168,16 @@ class ResNetOptions:
         "new_network": True})
 
     def kwargs(self, arch, depth):
-        return {k: True for k in ("detach_shortcut", "block_lambda") if getattr(self, k)}
+        flags = {k: True for k in ("detach_shortcut", "block_lambda") if getattr(self, k)}
+        return {**super().kwargs(arch, depth), **flags}
 
 
-def block_cfg(depth, cfg, label, units=None):
+def block_cfg(depth, cfg, label, units=None, base_width=16):
     """cfg of a 6n+2 CIFAR ResNet: the given one, checked for one entry per block (3n, or as many as ``units``
-    keeps), or the unpruned 16/32/64."""
+    keeps), or the unpruned stage widths (16/32/64 at base width 16)."""
     n = (depth - 2) // 6
     counts = [n] * 3 if units is None else [int(u[0]) for u in units]
-    cfg = [w for c, w in zip(counts, (16, 32, 64)) for _ in range(c)] if cfg is None else cfg
+    cfg = [w for c, w in zip(counts, stage_planes(base_width)) for _ in range(c)] if cfg is None else cfg
     if len(cfg) != sum(counts):
         raise UserError(f"cfg has {len(cfg)} entries, {label}{'' if units is None else f' with units {units}'} "
                         f"needs {sum(counts)}")
@@ -182,10 +186,10 @@ def block_cfg(depth, cfg, label, units=None):
 
 @register_model("resnet", depths=(20, 32, 44, 56, 110), default_depth=56, options=ResNetOptions)
 def resnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, detach_shortcut=False, block_lambda=False,
-           units=None):
+           units=None, base_width=16):
     """CIFAR ResNet, basic blocks, zero-padding shortcut, per-block first-conv widths (L1-norm pruning)."""
     units = stage_units(units, (depth - 2) // 6, 3, f"ResNet-{depth}") if units is not None else None
-    cfg = block_cfg(depth, cfg, f"ResNet-{depth}", units)
+    cfg = block_cfg(depth, cfg, f"ResNet-{depth}", units, base_width)
     return CifarResNet(depth, cfg, num_classes, in_channels, image_size,
                        functools.partial(BasicBlock, detach_shortcut=detach_shortcut, block_lambda=block_lambda),
-                       units, functools.partial(ShortcutUnit, detach_shortcut=detach_shortcut))
+                       units, functools.partial(ShortcutUnit, detach_shortcut=detach_shortcut), base_width)

@@ -17,11 +17,8 @@ import torch.nn as nn
 
 from errors import UserError
 
-from .layers import ChannelGroup, init_conv_fan_out
+from .layers import ChannelGroup, ResNetWidthOptions, init_conv_fan_out, stage_planes
 from .registry import register_model
-
-STAGES = (16, 32, 64)
-
 
 class EKGBlock(nn.Module):
     def __init__(self, inplanes, width, planes, stride):
@@ -89,11 +86,12 @@ class EKGResNet(nn.Module):
         return groups
 
 
-@register_model("resnet_ekg", depths=(20, 32, 44, 56, 110), default_depth=56)
-def resnet_ekg(depth, num_classes=10, in_channels=3, image_size=32, cfg=None):
+@register_model("resnet_ekg", depths=(20, 32, 44, 56, 110), default_depth=56, options=ResNetWidthOptions)
+def resnet_ekg(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, base_width=16):
     """CIFAR ResNet of EKG: projection shortcuts (option B), stage widths and block inner widths all prunable."""
     n = (depth - 2) // 6
-    cfg = list(STAGES) + [w for w in STAGES for _ in range(n)] if cfg is None else list(cfg)
+    stages = stage_planes(base_width)  # every width is a cfg entry: base_width only shapes the default
+    cfg = list(stages) + [w for w in stages for _ in range(n)] if cfg is None else list(cfg)
     if len(cfg) != 3 + 3 * n:
         raise UserError(f"cfg has {len(cfg)} entries, EKG's ResNet-{depth} needs {3 + 3 * n} (3 stage widths, then "
                         f"{3 * n} block inner widths)")

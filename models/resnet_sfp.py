@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from errors import UserError
 
-from .layers import ChannelGroup
+from .layers import ChannelGroup, ResNetWidthOptions, stage_planes
 from .registry import register_model
 
 DEPTHS = (20, 32, 44, 56, 110)
@@ -54,14 +54,15 @@ class ResNetBasicblock(nn.Module):
 
 
 class CifarResNetSFP(nn.Module):
-    def __init__(self, depth, cfg, num_classes, in_channels, image_size):
+    def __init__(self, depth, cfg, num_classes, in_channels, image_size, base_width=16):
         super().__init__()
         n = (depth - 2) // 6
         self.cfg, self.n = list(cfg), n
-        self.conv_1_3x3 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
-        self.bn_1 = nn.BatchNorm2d(16)
-        inplanes = 16
-        for s, planes in enumerate((16, 32, 64)):
+        widths = stage_planes(base_width)
+        self.conv_1_3x3 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.bn_1 = nn.BatchNorm2d(widths[0])
+        inplanes = widths[0]
+        for s, planes in enumerate(widths):
             blocks = []
             for i in range(n):
                 stride = 2 if (s > 0 and i == 0) else 1
@@ -69,7 +70,7 @@ class CifarResNetSFP(nn.Module):
                 inplanes = planes
             setattr(self, f"stage_{s + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AvgPool2d(image_size // 4)  # AvgPool2d(8) at 32x32
-        self.classifier = nn.Linear(64, num_classes)
+        self.classifier = nn.Linear(widths[2], num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -93,11 +94,11 @@ class CifarResNetSFP(nn.Module):
                 for j, b in enumerate(self.block_names())]
 
 
-@register_model("resnet_sfp", depths=DEPTHS, default_depth=56)
-def resnet_sfp(depth, num_classes=10, in_channels=3, image_size=32, cfg=None):
+@register_model("resnet_sfp", depths=DEPTHS, default_depth=56, options=ResNetWidthOptions)
+def resnet_sfp(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, base_width=16):
     """CIFAR ResNet of Soft Filter Pruning (he-y's names, functional ReLU, DownsampleA); per-block conv_a widths."""
     n = (depth - 2) // 6
-    cfg = [16] * n + [32] * n + [64] * n if cfg is None else cfg
+    cfg = [w for w in stage_planes(base_width) for _ in range(n)] if cfg is None else cfg
     if len(cfg) != 3 * n:
         raise UserError(f"cfg has {len(cfg)} entries, ResNet-{depth} needs {3 * n}")
-    return CifarResNetSFP(depth, cfg, num_classes, in_channels, image_size)
+    return CifarResNetSFP(depth, cfg, num_classes, in_channels, image_size, base_width)

@@ -352,13 +352,14 @@ def test_model_flags_apply_only_where_they_mean_something():
     from utils.errors import UserError
     from utils.methods import get_method
     method = get_method(L1_KEY)
-    for argv, flag in ((["--arch", "resnet", "--width", "0.5"], "--width"),
-                       (["--arch", "vgg", "--detach-shortcut"], "--detach-shortcut"),
+    for argv, flag in ((["--arch", "vgg", "--detach-shortcut"], "--detach-shortcut"),
                        (["--arch", "resnet", "--bn1d-init", "ones"], "--bn1d-init")):
         with pytest.raises(UserError, match=f"^{flag} applies to --arch"):
             parse(method, "train", "", argv)
     _, options, _, _ = parse(method, "train", "", ["--arch", "resnet", "--depth", "56", "--detach-shortcut"])
     assert isinstance(options, ResNetOptions) and options.kwargs("resnet", 56) == {"detach_shortcut": True}
+    _, options, _, _ = parse(method, "train", "", ["--arch", "resnet", "--depth", "56", "--width", "0.5"])
+    assert options.kwargs("resnet", 56) == {"base_width": 8}  # both families take --width, each its own meaning
     _, options, _, _ = parse(method, "train", "", ["--arch", "vgg", "--width", "0.25", "--bn1d-init", "ones"])
     assert isinstance(options, L1VGGOptions)
     kwargs = options.kwargs("vgg", 16)

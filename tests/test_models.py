@@ -329,3 +329,58 @@ def test_resnet_wl_is_the_reference_weight_level_resnet():
         with pytest.raises(UserError, match="--depth"):
             create_model("resnet_wl", depth)
 
+
+
+WIDTH_ARCHS = [a for a in ARCHS if models.model_entry(a).options is not None
+               and issubclass(models.model_entry(a).options, models.layers.ResNetWidthOptions)]
+
+
+def test_every_cifar_resnet_takes_a_width():
+    assert set(WIDTH_ARCHS) == {"resnet", "preresnet", "preresnet_wl", "resnet_sfp", "resnet_ekg"}
+
+
+@pytest.mark.parametrize("arch", WIDTH_ARCHS)
+def test_resnet_width_scales_every_channel_and_is_kept_by_the_spec(arch, tmp_path):
+    """--width 0.5: every conv, BN and selection of the default network has half the channels (the stem's input and
+    the classes excepted); a pruned-style rebuild from the checkpoint's spec keeps the narrow stages."""
+    from models.registry import option_kwargs
+    entry = models.model_entry(arch)
+    depth = SMALL[arch]
+    full = create_model(arch, depth, in_channels=1, image_size=28)
+    half = create_model(arch, depth, in_channels=1, image_size=28,
+                        **option_kwargs(arch, depth, entry.options(width=0.5)))
+    default = create_model(arch, depth, **option_kwargs(arch, depth, entry.options()))
+    assert default.spec == create_model(arch, depth).spec  # width 1: the network and spec of before
+    pairs = list(zip(full.named_modules(), half.named_modules()))
+    checked = 0
+    for (name, a), (name_b, b) in pairs:
+        assert name == name_b
+        if isinstance(a, nn.Conv2d):
+            assert b.out_channels * 2 == a.out_channels, name
+            assert b.in_channels * 2 == a.in_channels or a.in_channels == 1, name
+            checked += 1
+        elif isinstance(a, nn.BatchNorm2d):
+            assert b.num_features * 2 == a.num_features, name
+        elif isinstance(a, nn.Linear):
+            assert (b.in_features * 2, b.out_features) == (a.in_features, a.out_features), name
+    assert checked >= 13  # every conv of the network was compared
+    assert half.spec.options["base_width"] == 8
+    # a narrower cfg (as pruning writes it) rebuilds at the network's own stage widths
+    cfg = list(half.cfg)
+    cfg[-1] = max(1, cfg[-1] // 2)
+    spec = half.spec.to_dict()
+    spec["cfg"] = cfg
+    narrow = build_from_spec(spec)
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in half.parameters())
+    path = tmp_path / "ckpt.pth.tar"
+    save_checkpoint({**spec_fields(narrow, "fashionmnist"), "state_dict": narrow.state_dict()}, str(path))
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    rebuilt = build_from_spec(ckpt["model"])
+    rebuilt.load_state_dict(ckpt["state_dict"])
+    assert rebuilt(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("width", [0.3, 0, -0.5])
+def test_resnet_width_not_a_sixteenth_is_a_user_error(width):
+    with pytest.raises(UserError, match=rf"--width {width}: must be a positive multiple of 1/16"):
+        models.model_entry("resnet").options(width=width)

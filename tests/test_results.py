@@ -117,8 +117,9 @@ def test_a_copied_or_moved_tree_of_runs_collects_where_it_is_now(runs, tmp_path,
     after = collect([copy], "best")
     assert set(after) == set(before)
     for key, row in after.items():
-        row = {k: v for k, v in row.items() if k != "baseline_runs"}  # keyed by folder: where the runs are now
-        expected = {k: v for k, v in before[key].items() if k != "baseline_runs"}
+        by_folder = ("baseline_runs", "baseline_histories")  # keyed by folder: where the runs are now
+        row = {k: v for k, v in row.items() if k not in by_folder}
+        expected = {k: v for k, v in before[key].items() if k not in by_folder}
         if keep_original and key[3] == "A":
             expected["finetune"] = sorted([0.5] + [a["finetune"][0] for a in ACCS[1:]])
             row = dict(row, finetune=sorted(row["finetune"]))
@@ -254,3 +255,40 @@ def test_records_written_by_the_stages_hold_no_absolute_path_and_a_moved_tree_co
     shutil.move(str(tmp_path / "runs"), str(moved))
     row = collect([str(moved)])[("cifar10", "vgg-16 x0.0625", "l1-norm", "A")]
     assert len(row["baseline"]) == len(row["finetune"]) == len(row["scratch-B"]) == 1
+
+
+def test_convergence_check_names_each_failing_condition(tmp_path):
+    """check_convergence on planted records: a converged three-seed row passes; a baseline under the bar, one
+    still improving in its last quarter, one without per-epoch accuracies, a spread column and a missing seed are
+    each reported, with the row and the run."""
+    from utils.results import check_convergence
+    root = str(tmp_path / "good")
+    for seed, accs in enumerate(ACCS, start=1):
+        make_experiment(root, seed, accs)
+        path = os.path.join(root, "resnet56-A", f"seed{seed}", "baseline", "summary.json")
+        with open(path) as f:
+            rec = json.load(f)
+        best = rec["best_prec1"]  # reached in epoch 6 of 8, the last two within 0.2 points of it
+        _write(path, {**rec, "prec1_history": [0.80, 0.85, 0.87, 0.88, 0.89, best, best - 0.001, best - 0.002]})
+    assert check_convergence(collect([root], "best")) == []
+
+    bad = str(tmp_path / "bad")
+    histories = {1: [0.5, 0.6, 0.7, 0.8, 0.85, 0.875, 0.874, 0.873],        # under 88%
+                 2: [0.80, 0.85, 0.87, 0.88, 0.88, 0.88, 0.89, 0.90],         # +2 points in its last 2 epochs
+                 3: None}                                                     # no history recorded
+    spread = [dict(a) for a in ACCS]
+    spread[2]["scratch-B"] = (0.90, 0.90)  # scratch-B: 93.2, 93.0, 90.0 -> std 1.79 points
+    for seed, accs in enumerate(spread, start=1):
+        make_experiment(bad, seed, accs, skip=("scratch-E",) if seed == 3 else ())
+        path = os.path.join(bad, "resnet56-A", f"seed{seed}", "baseline", "summary.json")
+        with open(path) as f:
+            rec = json.load(f)
+        _write(path, {**rec, **({"prec1_history": histories[seed]} if histories[seed] else {})})
+    problems = check_convergence(collect([bad], "best"))
+    assert any("resnet-56 / l1-norm / A: baseline seed1: best 87.50% < 88%" in p for p in problems), problems
+    assert any("baseline seed2: still improving, best 90.00% in its last 2 epoch(s) against 88.00% before" in p
+               for p in problems), problems
+    assert any("baseline seed3: no per-epoch accuracies" in p for p in problems), problems
+    assert "resnet-56 / l1-norm / A: scratch-B std 1.79 >= 1.5 points" in problems, problems
+    assert "resnet-56 / l1-norm / A: scratch-E has 2 run(s), not 3" in problems, problems
+    assert len(problems) == 5

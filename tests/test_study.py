@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 STUDY = ROOT / "cifar" / "study.py"
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-E = 8  # the default E
+E = 10  # the default E
 # (method, model folder, ratio folders, trunk folder, trunk shared by the ratios)
 SETTINGS = [
     ("l1-norm", "vgg16", ["A"], "baseline", True),
@@ -76,15 +76,15 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
                 assert flag(prune, "--dataset") == "fashionmnist"
                 train = commands[str(trunk_dir)]
                 assert train[0].endswith("train.py") and flag(train, "--epochs") == str(E)
-                assert flag(train, "--seed") == str(seed) and flag(train, "--train-subset") == "2000"
+                assert flag(train, "--seed") == str(seed) and flag(train, "--train-subset") == "24000"
 
                 ft = commands[str(run_dir / "finetune")]
                 assert flag(ft, "--refine") == str(run_dir / "pruned" / "pruned.pth.tar")
                 if method == "ekg":  # its own fine-tune: 100/160 of E at lr 0.01, with and without the memory bank
-                    assert flag(ft, "--epochs") == "5" and flag(ft, "--lr") == "0.01" and "--knowledge" not in ft
+                    assert flag(ft, "--epochs") == "6" and flag(ft, "--lr") == "0.01" and "--knowledge" not in ft
                     ce = commands[str(run_dir / "finetune-ce")]
-                    assert flag(ce, "--knowledge") == "off" and flag(ce, "--epochs") == "5"
-                    assert flag(prune, "--bank-images") == "2000"  # the fine-tune's training images
+                    assert flag(ce, "--knowledge") == "off" and flag(ce, "--epochs") == "6"
+                    assert flag(prune, "--bank-images") == "24000"  # the fine-tune's training images
                 else:
                     assert flag(ft, "--epochs") == "2" and flag(ft, "--lr") == "0.001"  # E x 40/160 (SFP 40/200)
                 se, sb = commands[str(run_dir / "scratch-E")], commands[str(run_dir / "scratch-B")]
@@ -103,16 +103,17 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     # each method's own trunk recipe
     s1 = out / "network-slimming" / "vgg11" / "p0.5" / "seed1"
     slim = commands[str(s1 / "sparse")]
-    assert "--sparsity-regularization" in slim and float(flag(slim, "--s")) == pytest.approx(1e-4 * 100)  # x 100
+    assert "--sparsity-regularization" in slim and float(flag(slim, "--s")) == pytest.approx(1e-4 * 10)  # x 10
     pre = commands[str(out / "network-slimming" / "preresnet20" / "p0.4" / "seed1" / "sparse")]
-    assert float(flag(pre, "--s")) == pytest.approx(1e-5 * 100) and flag(pre, "--arch") == "preresnet"
-    assert flag(slim, "--arch") == "vgg_slim" and flag(slim, "--width") == "0.25"
+    assert float(flag(pre, "--s")) == pytest.approx(1e-5 * 10) and flag(pre, "--arch") == "preresnet"
+    assert flag(slim, "--arch") == "vgg_slim" and flag(slim, "--width") == "0.1875"
     for rate in ("0.7", "0.6"):
         sfp = commands[str(out / "sfp" / "resnet20" / f"rate{rate}" / "seed1" / "sfp")]
         assert flag(sfp, "--rate") == rate and flag(sfp, "--arch") == "resnet_sfp"
-        assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "2", "4", "6"]
+        assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "3", "6", "8"]
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
-    assert "--width" not in commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")]
+    assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
+    assert flag(pre, "--width") == "0.25" and flag(sfp, "--width") == "0.25"  # the ResNets at --resnet-width
     b = out / "l1-norm" / "resnet56" / "B" / "seed2"
     assert flag(commands[str(b / "pruned")], "--variant") == "B"
     assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
@@ -163,6 +164,7 @@ def test_dry_run_options_select_and_scale(tmp_path):
     (["--train-subset", "70000"], "--train-subset 70000"),
     (["--test-subset", "20000"], "--test-subset 20000"),
     (["--width", "0"], "--width 0"),
+    (["--resnet-width", "0.1"], "--resnet-width 0.1"),
     (["--data", "/no/such/folder"], "--data /no/such/folder"),
     (["--jobs", "0"], "--jobs 0"),
     (["--slimming-s-scale", "-1"], "--slimming-s-scale -1"),
@@ -182,7 +184,7 @@ def test_out_at_another_scale_is_refused(tmp_path):
     (out / "study.json").write_text(json.dumps({"scale": {"dataset": "fashionmnist", "epochs": 2,
                                                           "train_subset": 256, "test_subset": 256, "width": 0.125}}))
     proc = run([STUDY, "--out", out, "--methods", "l1-norm", "--dry-run"], check=False)
-    assert proc.returncode == 2 and "another scale" in proc.stderr and "--epochs 2 there, 8 here" in proc.stderr
+    assert proc.returncode == 2 and "another scale" in proc.stderr and "--epochs 2 there, 10 here" in proc.stderr
     (tmp_path / "file").write_text("")
     proc = run([STUDY, "--out", tmp_path / "file", "--dry-run"], check=False)
     assert proc.returncode == 2 and "not a folder" in proc.stderr

@@ -369,7 +369,9 @@ class Trainer:
             self._writer.close()
         out = {"final_prec1": self.last_prec1, "best_prec1": self.best_prec1, "best_epoch": self.best_epoch,
                "selected_on": "val" if self.val_loader is not None else "test", "epochs": self.cfg.epochs,
-               "train_time_s": round(self.elapsed, 3)}
+               "train_time_s": round(self.elapsed, 3),
+               # every epoch's test accuracy, so that a run record alone shows whether training had converged
+               "prec1_history": [h["prec1"] for h in self.history]}
         # top-5 of the last epoch and of the selected one (history entries from before top-5 was recorded lack it)
         out["final_prec5"] = self.history[-1].get("prec5") if self.history else None
         best = [h for h in self.history if h["epoch"] == self.best_epoch]

@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import statistics
 import sys
@@ -183,11 +184,13 @@ def collect(roots, metric="best"):
         dataset = rec.get("dataset") or (base or {}).get("dataset") or "?"
         key = (dataset, model_label(arch, depth, rec, base), rec.get("method", "?"), pruned_label(rec))
         row = rows.setdefault(key, {"runs": 0, **{s: [] for s in STAGES}, "params": [], "flops": [],
-                                    "params_pruned": [], "flops_pruned": [], "baseline_runs": {}})
+                                    "params_pruned": [], "flops_pruned": [], "baseline_runs": {},
+                                    "baseline_histories": {}})
         row["runs"] += 1
         if base and base.get(key_of) is not None:
             row["baseline"].append(base[key_of])
             row["baseline_runs"][base_folder] = base[key_of]
+            row["baseline_histories"][base_folder] = base.get("prec1_history")
         for s in branches.get(folder, []):
             if s.get(key_of) is not None:
                 row.setdefault(s["stage"], []).append(s[key_of])
@@ -196,6 +199,35 @@ def collect(roots, metric="best"):
             if rec.get(rk) is not None:
                 row[k].append(rec[rk])
     return rows
+
+
+def check_convergence(rows, *, bar=0.88, tolerance=0.005, max_std=0.015, runs=3, last=0.25):
+    """What keeps a table from carrying a conclusion, one line per failure (none: it can): a baseline run (a
+    trunk) whose best accuracy is under ``bar``, or that still improved over its last ``last`` of epochs (its best
+    there beats its best before by more than ``tolerance``), or whose record has no per-epoch accuracies; a column
+    with other than ``runs`` runs, or whose sample std is ``max_std`` or more. Accuracies as fractions."""
+    problems = []
+    for key in sorted(rows):
+        r, name = rows[key], " / ".join(map(str, key[1:]))
+        for folder, hist in sorted(r["baseline_histories"].items()):
+            where = f"{name}: baseline {os.path.basename(os.path.dirname(folder))}"
+            if not hist:
+                problems.append(f"{where}: no per-epoch accuracies in its summary.json")
+                continue
+            q = max(1, math.ceil(len(hist) * last))
+            if max(hist) < bar:
+                problems.append(f"{where}: best {100 * max(hist):.2f}% < {100 * bar:g}%")
+            if len(hist) > q and max(hist[-q:]) - max(hist[:-q]) > tolerance:
+                problems.append(f"{where}: still improving, best {100 * max(hist[-q:]):.2f}% in its last {q} "
+                                f"epoch(s) against {100 * max(hist[:-q]):.2f}% before")
+        for stage in STAGES + tuple(s for s in EXTRA_STAGES if r.get(s)):
+            values = r.get(stage, [])
+            if len(values) != runs:
+                problems.append(f"{name}: {stage} has {len(values)} run(s), not {runs}")
+            elif runs > 1 and statistics.stdev(values) >= max_std:
+                problems.append(f"{name}: {stage} std {100 * statistics.stdev(values):.2f} >= "
+                                f"{100 * max_std:g} points")
+    return problems
 
 
 def model_label(arch, depth, record, base):

@@ -388,9 +388,10 @@ def from_root(path):
     return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
-def write_table(out, header, metric, plot=True):
+def write_table(out, header, metric, plot=True, footer=None):
     """The collector's table (and plots) of the runs under ``out`` into OUT/results, results.md headed by
-    ``header`` (a study's scale and wall time); printed too. The rows, or None before any pruned model exists."""
+    ``header`` (a study's scale and wall time) and followed by ``footer(rows)`` if given; printed too. The rows,
+    or None before any pruned model exists."""
     from utils.checkpoint import _atomic_write
     from utils.results import collect as collect_rows, markdown, write_outputs
     rows = collect_rows([out], metric)
@@ -398,9 +399,10 @@ def write_table(out, header, metric, plot=True):
         print("no pruned model finished yet: no table")
         return None
     written = write_outputs(rows, os.path.join(out, "results"), metric, plot)
-    text = header + "\n" + markdown(rows, metric)
+    after = footer(rows) if footer else ""
+    text = header + "\n" + markdown(rows, metric) + (f"\n{after}" if after else "")
     _atomic_write(written[0], lambda f: f.write(text.encode()))
-    print("\n" + markdown(rows, metric))
+    print("\n" + markdown(rows, metric) + (f"\n{after}" if after else ""))
     for path in written:
         print(f"wrote {path}")
     return rows

@@ -53,6 +53,9 @@ def parse_args(argv):
     p.add_argument("--train-subset", type=int, help="first N training images (0 = all; default 2000; --quick 256)")
     p.add_argument("--test-subset", type=int, help="first N test images (0 = all; default 2000; --quick 256)")
     p.add_argument("--seed", type=int, default=1, help="(default: %(default)s)")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="the network's width factor (stem and stages 16/32/64 x this, a multiple of 1/16; "
+                        "default: %(default)s; cifar/study.py's ResNets: 0.25)")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="prune.py --threshold: remove blocks whose lambda is at most this (default: %(default)s, the "
                         "paper's rule)")
@@ -90,7 +93,8 @@ def run_gamma(method, args, gamma, passed, log):
         stages.train(method, given(stages.ModelArgs, arch=args.arch, depth=args.depth),
                      args_for(stages.DataArgs, method, "train", **data), train,
                      given(method.TrainHparams, sss_gamma=gamma),
-                     options=given(_options_class(args.arch), block_lambda=True), log=log)
+                     options=given(_options_class(args.arch), block_lambda=True,
+                                   **({"width": args.width} if args.width != 1.0 else {})), log=log)
     with open(summary_path) as f:
         summary = json.load(f)
     record_path = os.path.join(pruned, "prune.json")
@@ -118,7 +122,8 @@ def row(gamma, summary, record):
 
 def table(rows, args):
     rule = "lambda = 0" if args.threshold == 0 else f"lambda <= {args.threshold:g}"
-    lines = [f"Sparse Structure Selection, gamma sweep: {args.arch}-{args.depth} on {args.dataset} "
+    net = f"{args.arch}-{args.depth}" + (f" x{args.width:g}" if args.width != 1.0 else "")
+    lines = [f"Sparse Structure Selection, gamma sweep: {net} on {args.dataset} "
              f"({args.train_subset or 'all'} training / {args.test_subset or 'all'} test images, {args.epochs} "
              f"epoch(s), seed {args.seed}); blocks with {rule} removed; accuracy of the last epoch, %.", "",
              "| gamma | blocks kept | units per stage | depth | FLOPs ratio | acc trained | acc pruned |",
