@@ -17,6 +17,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from errors import UserError
 
-from .layers import ChannelGroup, ChannelSelection, check_selection
+from .layers import ChannelGroup, ChannelSelection, ResNetWidthOptions, check_selection
 from .registry import create_model, register_model, scale_cfg
 from .vgg import WidthOptions
 
@@ -188,7 +189,12 @@ def resnet_default_cfg(depth, base_width=64):
 
 
 @dataclass
-class ImageNetResNetOptions:
+class ImageNetWidthOptions(ResNetWidthOptions):
+    STEM: ClassVar[int] = 64
+
+
+@dataclass
+class ImageNetResNetOptions(ImageNetWidthOptions):
     shortcut_bias: bool = field(default=False, metadata={
         "help": "projection-shortcut convs with a bias, as the reference's regression-pruning / ThiNet ResNet-50 "
                 "(resnet50_official); default: torchvision's layout"})
@@ -196,18 +202,10 @@ class ImageNetResNetOptions:
         "help": "bottleneck ResNets: a channel selection in front of each block's conv1, whose cfg entry a may then "
                 "be narrower than the block input (ResNet-50-2x)"})
 
-    width: float = field(default=1.0, metadata={
-        "help": "every width times this factor (64 x factor stem channels, a multiple of 1/64; small networks for "
-                "CPU-scale runs)", "new_network": True})
-
-    def __post_init__(self):
-        if not (self.width > 0 and float(self.width * 64).is_integer()):
-            raise UserError(f"--width {self.width}: must be a positive multiple of 1/64 (64 x width stem channels)")
-
     def kwargs(self, arch, depth):
         out = {}
         if self.width != 1.0:
-            base = int(self.width * 64)
+            base = self.stem()
             out.update(base_width=base, cfg=resnet_default_cfg(depth, base))
         if self.shortcut_bias:
             out["shortcut_bias"] = True

@@ -19,13 +19,13 @@ planes (64 x 2^s). The identity modules hold the activations EKG scores (``Chann
 nothing: ``gate`` after the stem's ReLU (before the max-pool), ``gate1`` / ``gate2`` after a block's inner ReLUs,
 ``gate_out`` after its addition + ReLU.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch.nn as nn
 
 from errors import UserError
 
-from .imagenet import RESNET_BLOCKS, final_map_size
+from .imagenet import RESNET_BLOCKS, ImageNetWidthOptions, final_map_size
 from .layers import ChannelGroup
 from .registry import register_model
 
@@ -173,17 +173,9 @@ def cfg_length(depth):
 
 
 @dataclass
-class ImageNetEKGOptions:
-    width: float = field(default=1.0, metadata={
-        "help": "every width times this factor (64 x factor stem channels, a multiple of 1/64; small networks for "
-                "CPU-scale runs)", "new_network": True})
-
-    def __post_init__(self):
-        if not (self.width > 0 and float(self.width * 64).is_integer()):
-            raise UserError(f"--width {self.width}: must be a positive multiple of 1/64 (64 x width stem channels)")
-
+class ImageNetEKGOptions(ImageNetWidthOptions):
     def kwargs(self, arch, depth):
-        return {} if self.width == 1.0 else {"cfg": ekg_default_cfg(depth, int(self.width * 64))}
+        return {} if self.width == 1.0 else {"cfg": ekg_default_cfg(depth, self.stem())}
 
 
 @register_model("imagenet_resnet_ekg", depths=tuple(RESNET_BLOCKS), default_depth=50, options=ImageNetEKGOptions,

@@ -1,5 +1,6 @@
 """Building blocks shared by the zoo: channel selection and the description of prunable channels."""
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -12,19 +13,25 @@ STAGE_PLANES = (16, 32, 64)  # the CIFAR ResNets' stem/stage widths at width 1
 
 @dataclass
 class ResNetWidthOptions:
-    """The CIFAR ResNets' option: the stem and stage widths 16/32/64 (and the default inner widths) times a factor.
-    Unlike the VGGs' cfg, those widths are not cfg entries, so the factor is kept in the network's spec
-    (``base_width``, the stem's channels) and a pruned network rebuilds at its own width."""
+    """The ResNets' option: every default width times a factor such that the stem keeps a whole number of channels
+    (STEM x width: 16 for the CIFAR ResNets, 64 for the ImageNet ones). A CIFAR ResNet's stage widths are not cfg
+    entries, so the factor is kept in its spec (``base_width``, the stem's channels) and a pruned network rebuilds
+    at its own width."""
+    STEM: ClassVar[int] = 16
     width: float = field(default=1.0, metadata={
-        "help": "the stem and stage widths 16/32/64 times this factor (a multiple of 1/16; small networks for CPU "
-                "runs)", "new_network": True})
+        "help": "every default width times this factor, such that the stem's channels (16 on CIFAR, 64 on ImageNet) "
+                "times it are whole (small networks for CPU runs)", "new_network": True})
 
     def __post_init__(self):
-        if not (self.width > 0 and float(self.width * 16).is_integer()):
-            raise UserError(f"--width {self.width}: must be a positive multiple of 1/16 (16 x width stem channels)")
+        if not (self.width > 0 and float(self.width * self.STEM).is_integer()):
+            raise UserError(f"--width {self.width}: must be a positive multiple of 1/{self.STEM} ({self.STEM} x width "
+                            f"stem channels)")
+
+    def stem(self):
+        return int(self.width * self.STEM)
 
     def kwargs(self, arch, depth):
-        return {} if self.width == 1.0 else {"base_width": int(self.width * 16)}
+        return {} if self.width == 1.0 else {"base_width": self.stem()}
 
 
 def stage_planes(base_width):

@@ -380,7 +380,14 @@ def test_resnet_width_scales_every_channel_and_is_kept_by_the_spec(arch, tmp_pat
     assert rebuilt(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("width", [0.3, 0, -0.5])
-def test_resnet_width_not_a_sixteenth_is_a_user_error(width):
-    with pytest.raises(UserError, match=rf"--width {width}: must be a positive multiple of 1/16"):
-        models.model_entry("resnet").options(width=width)
+@pytest.mark.parametrize("width", [0.3, 0, -0.5, 1 / 32])
+@pytest.mark.parametrize("arch, stem", [("resnet", 16), ("preresnet", 16), ("imagenet_resnet", 64),
+                                        ("imagenet_resnet_ekg", 64)])
+def test_resnet_width_must_leave_the_stem_whole(arch, stem, width):
+    """One width option for every ResNet: the stem (16 channels on CIFAR, 64 on ImageNet) times it is whole."""
+    options = models.model_entry(arch).options
+    if float(width * stem).is_integer() and width > 0:
+        assert options(width=width).stem() == int(width * stem)
+    else:
+        with pytest.raises(UserError, match=rf"--width {width}: must be a positive multiple of 1/{stem} "):
+            options(width=width)

@@ -931,13 +931,13 @@ class EKGRule:
         if stage.data.val_split:
             raise UserError(f"--val-split {stage.data.val_split}: with --knowledge on the fine-tune trains on the "
                             f"images of the memory bank, all of them; use --knowledge off to hold some out")
-        stage.bank = bank
+        stage.loaded["bank"] = bank
 
     def train_loader(self, stage, loader):
         if not self._knowledge(stage):
             return loader
         from utils.imagefolder import FolderLoader
-        bank = stage.bank["state_dict"]
+        bank = stage.loaded["bank"]["state_dict"]
         folder = isinstance(loader, FolderLoader)
         if not folder and not hasattr(loader, "view_batches"):
             raise UserError(f"--dataset {stage.data.dataset}: EKG's fine-tuning with --knowledge on needs a loader of "

@@ -110,6 +110,7 @@ class StageContext:
     source_path: Optional[str] = None
     masks: Optional[dict] = None
     log: Callable = print
+    loaded: dict = field(default_factory=dict)  # what a method's validate hook read for its later hooks (EKG's bank)
 
 
 # ------------------------------------------------------------------------------------------- methods
