@@ -290,17 +290,27 @@ def check_scale(cfg, dry_run):
         save_json({"scale": scale, "created": time.strftime("%Y-%m-%d %H:%M:%S")}, path)
 
 
-def record_invocation(cfg, wall, ran):
-    """Add this invocation (start, wall time, steps run) to OUT/study.json; return all invocations so far."""
+def record_invocation(cfg, start, ran, new=False):
+    """This invocation (start, wall time so far, steps run) in OUT/study.json: appended when ``new``, else brought
+    up to date, which the study does after every step, so a killed invocation still counts up to its last finished
+    step. Returns all invocations so far."""
     from utils.checkpoint import save_json
     path = os.path.join(cfg["out"], "study.json")
     with open(path) as f:
         record = json.load(f)
-    record.setdefault("invocations", []).append({"started": time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                          time.localtime(time.time() - wall)),
-                                                 "wall_s": round(wall, 1), "steps_run": ran})
+    runs = record.setdefault("invocations", [])
+    this = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
+            "wall_s": round(time.time() - start, 1), "steps_run": ran}
+    if new or not runs:
+        runs.append(this)
+    else:
+        runs[-1] = this
     save_json(record, path)
-    return record["invocations"]
+    return runs
+
+
+def _interrupted(_signum, _frame):
+    raise KeyboardInterrupt  # a plain kill stops the stages and keeps the record, as Ctrl-C does
 
 
 def wall_note(invocations):
@@ -476,14 +486,24 @@ def main(argv=None):
         return 0
 
     start = time.time()
+    record_invocation(cfg, start, 0, new=True)
+    done = [0]
+
+    def step_ended(ran):
+        done[0] = ran
+        record_invocation(cfg, start, ran)
+
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
-        ran, skipped, failed, blocked = execute(steps, args.jobs, args.threads, args.verbose, args.keep_going)
+        ran, skipped, failed, blocked = execute(steps, args.jobs, args.threads, args.verbose, args.keep_going,
+                                                on_step=step_ended)
     except KeyboardInterrupt:
+        record_invocation(cfg, start, done[0])
         print(f"\nstudy.py: interrupted after {(time.time() - start) / 60:.1f} min; run the same command again to "
               f"continue", file=sys.stderr)
         sys.exit(130)
     wall = time.time() - start
-    collect(cfg, seeds, wall_note(record_invocation(cfg, wall, ran)), argv, args.plot, args.metric)
+    collect(cfg, seeds, wall_note(record_invocation(cfg, start, ran)), argv, args.plot, args.metric)
     print(f"study: {ran} step(s) run, {skipped} skipped (done), {len(failed)} failed, {len(blocked)} blocked; "
           f"total wall time {duration(wall)} ({wall:.0f} s)")
     if failed or blocked:

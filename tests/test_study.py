@@ -323,3 +323,41 @@ def test_readme_study_table_is_the_collector_output_of_the_committed_runs():
     assert "\n".join(table) in section
     images = [part.split('"', 1)[0] for part in section.split('src="')[1:]]
     assert images and all((ROOT / image).is_file() for image in images), images
+
+
+@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Debian's dataset-fashion-mnist")
+def test_a_killed_study_keeps_its_time_and_steps_and_the_next_one_goes_on(tmp_path):
+    """OUT/study.json is brought up to date after every step, and a plain kill (SIGTERM) stops the stages and
+    records the invocation too, so the table's wall time counts a study that was stopped; rerun, it goes on."""
+    import signal
+    import subprocess
+    import sys
+    out = tmp_path / "quick"
+    args = [str(STUDY), "--quick", "--methods", "l1-norm", "--models", "vgg", "--out", str(out), "--jobs", "1",
+            "--no-plot"]
+    proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, env={**os.environ, **ENV, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record = out / "study.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        runs = json.loads(record.read_text()).get("invocations", []) if record.is_file() else []
+        if runs and runs[-1]["steps_run"] >= 1:
+            break
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("no step finished in 300 s")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted after" in err, err
+    first = json.loads(record.read_text())["invocations"]
+    assert len(first) == 1 and 1 <= first[0]["steps_run"] < 5 and first[0]["wall_s"] > 0
+
+    again = run(args, env=ENV, timeout=600)
+    runs = json.loads(record.read_text())["invocations"]
+    assert len(runs) == 2 and runs[0] == first[0]
+    # what finished is skipped (a stage that ended as the kill came counts as done), the rest runs
+    assert f"{runs[1]['steps_run']} step(s) run, {5 - runs[1]['steps_run']} skipped" in again.stdout
+    assert 1 <= runs[1]["steps_run"] <= 5 - first[0]["steps_run"]
+    md = (out / "results" / "results.md").read_text()
+    assert "over 2 invocation(s) that ran steps" in md

@@ -278,10 +278,11 @@ class Run:
 
 
 def execute(steps, jobs=2, threads=1, verbose=False, keep_going=False, *, gpus=(), runs_per_gpu=1, launcher=None,
-            slots=None):
+            slots=None, on_step=None):
     """Run the steps in order, each once its inputs are finished: at most ``jobs`` at a time, or with ``gpus`` at
     most ``runs_per_gpu`` per GPU (each worker gets CUDA_VISIBLE_DEVICES=its GPU). A step whose input failed is
-    blocked; after a failure nothing new starts unless ``keep_going``. Returns (ran, skipped, failed, blocked)."""
+    blocked; after a failure nothing new starts unless ``keep_going``. ``on_step(ran)`` is called after each step
+    that ends (a study keeps its record of time spent current). Returns (ran, skipped, failed, blocked)."""
     launcher = launcher or ProcessLauncher(verbose)
     slots = slots or Slots(list(gpus) or [None], runs_per_gpu if gpus else jobs)
     base = {"PYTHONUNBUFFERED": "1"}
@@ -299,6 +300,8 @@ def execute(steps, jobs=2, threads=1, verbose=False, keep_going=False, *, gpus=(
                 slots.give(run.place)
                 ran += 1
                 took = time.time() - run.start
+                if on_step:
+                    on_step(ran)
                 if rc == 0:
                     print(f"{label(run.index, run.step)}: {result_note(run.step)} in {took:.0f}s", flush=True)
                     continue
