@@ -426,6 +426,10 @@ def parse_args(argv):
                    help="after a failed step, go on with the steps that do not depend on it (default: stop)")
     p.add_argument("--verbose", action="store_true", help="show every stage's output (always in SAVE/log.txt)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run and write nothing")
+    p.add_argument("--export", metavar="DEST",
+                   help="run nothing: copy --out's run records (summary.json, prune.json, log.txt; no checkpoints), "
+                        "study.json and results/ into DEST (new or empty) to commit them, e.g. "
+                        "cifar/study_results/fashionmnist")
     args = p.parse_args(argv)
 
     base = QUICK if args.quick else DEFAULTS
@@ -468,6 +472,11 @@ def parse_args(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args, cfg, methods, models, seeds = parse_args(argv)
+    if args.export:
+        from utils.sweep import export_records
+        n = export_records(cfg["out"], args.export)
+        print(f"study: {n} file(s) of {cfg['out']} copied to {args.export}")
+        return 0
     if args.plot and not args.dry_run:
         import importlib.util
         if importlib.util.find_spec("matplotlib") is None:

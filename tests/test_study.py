@@ -361,3 +361,46 @@ def test_a_killed_study_keeps_its_time_and_steps_and_the_next_one_goes_on(tmp_pa
     assert 1 <= runs[1]["steps_run"] <= 5 - first[0]["steps_run"]
     md = (out / "results" / "results.md").read_text()
     assert "over 2 invocation(s) that ran steps" in md
+
+
+def test_export_copies_the_records_the_collector_reads_and_refuses_to_mix(tmp_path):
+    """--export DEST: every summary.json / prune.json / log.txt, the shared trunks' links, study.json and results/,
+    no checkpoint; the copy collects to the same table; a DEST with files in it is refused."""
+    from utils.results import collect, markdown
+    from utils.sweep import export_records
+    out = tmp_path / "study"
+    seed = out / "l1-norm" / "resnet56" / "A" / "seed1"
+    for stage, rec in (("baseline", {"stage": "baseline", "best_prec1": 0.9, "final_prec1": 0.9, "arch": "resnet",
+                                     "depth": 56, "dataset": "fashionmnist", "prec1_history": [0.8, 0.9, 0.9]}),
+                       ("finetune", {"stage": "finetune", "best_prec1": 0.89, "final_prec1": 0.89,
+                                     "source": os.path.join("..", "pruned", "pruned.pth.tar")})):
+        (seed / stage).mkdir(parents=True)
+        (seed / stage / "summary.json").write_text(json.dumps(rec))
+        (seed / stage / "log.txt").write_text("epoch 1\n")
+        (seed / stage / "checkpoint.pth.tar").write_bytes(b"weights")
+    (seed / "pruned").mkdir()
+    (seed / "pruned" / "prune.json").write_text(json.dumps({"method": "l1-norm", "variant": "A", "arch": "resnet",
+                                                            "depth": 56, "dataset": "fashionmnist",
+                                                            "source": os.path.join("..", "baseline",
+                                                                                   "checkpoint.pth.tar")}))
+    (seed / "pruned" / "pruned.pth.tar").write_bytes(b"weights")
+    b = out / "l1-norm" / "resnet56" / "B" / "seed1"
+    b.mkdir(parents=True)
+    os.symlink(os.path.join("..", "..", "A", "seed1", "baseline"), b / "baseline", target_is_directory=True)
+    (out / "study.json").write_text(json.dumps({"scale": {"epochs": 3}}))
+    (out / "results").mkdir()
+    (out / "results" / "results.md").write_text("| table |\n")
+
+    dest = tmp_path / "published"
+    assert export_records(str(out), str(dest)) == 7  # 2 x (summary, log) + prune.json + results.md + study.json
+    runs = dest / "runs"
+    assert not list(dest.rglob("*.pth.tar"))
+    assert os.readlink(runs / "l1-norm" / "resnet56" / "B" / "seed1" / "baseline") == \
+        os.path.join("..", "..", "A", "seed1", "baseline")
+    assert (dest / "results" / "results.md").read_text() == "| table |\n" and (dest / "study.json").is_file()
+    assert markdown(collect([str(runs)], "best"), "best") == markdown(collect([str(out)], "best"), "best")
+
+    proc = run([STUDY, "--out", out, "--export", dest], check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"study.py: error: --export {dest}: exists and is not an empty folder; remove it first (its records would "
+        f"mix with these)"], proc.stderr

@@ -411,6 +411,42 @@ def write_table(out, header, metric, plot=True, footer=None):
     return rows
 
 
+RECORDS = ("summary.json", "prune.json", "log.txt")  # what a published study keeps of each run (no checkpoints)
+
+
+def export_records(out, dest):
+    """Copy a study's run records (every stage's summary.json, prune.json and log.txt, the shared trunks' relative
+    symlinks), its study.json and its results/ (table, CSV, plots) from ``out`` into ``dest`` (runs/ holds the
+    records), for committing: the collector reads the copy as it reads the original. ``dest`` must not exist or
+    be empty. Returns the number of files copied."""
+    import shutil
+    from utils.errors import UserError
+    if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
+        raise UserError(f"--export {dest}: exists and is not an empty folder; remove it first (its records would "
+                        f"mix with these)")
+    if not os.path.isfile(os.path.join(out, "study.json")):
+        raise UserError(f"--out {out}: no study.json, not a study folder")
+    runs, copied = os.path.join(dest, "runs"), 0
+    for folder, dirs, files in os.walk(out):
+        rel = os.path.relpath(folder, out)
+        if rel.split(os.sep)[0] == "results":
+            continue
+        for d in dirs:
+            if os.path.islink(os.path.join(folder, d)):  # a shared trunk: the same relative link
+                os.makedirs(os.path.join(runs, rel), exist_ok=True)
+                os.symlink(os.readlink(os.path.join(folder, d)), os.path.join(runs, rel, d), target_is_directory=True)
+        for name in files:
+            if name in RECORDS and rel != ".":
+                os.makedirs(os.path.join(runs, rel), exist_ok=True)
+                shutil.copy2(os.path.join(folder, name), os.path.join(runs, rel, name))
+                copied += 1
+    shutil.copy2(os.path.join(out, "study.json"), os.path.join(dest, "study.json"))
+    if os.path.isdir(os.path.join(out, "results")):
+        shutil.copytree(os.path.join(out, "results"), os.path.join(dest, "results"))
+        copied += len(os.listdir(os.path.join(dest, "results")))
+    return copied + 1
+
+
 def duration(seconds):
     if seconds < 120:
         return f"{seconds:.0f} s"
