@@ -131,7 +131,12 @@ class Worker:
         return self.poll()
 
     def stop(self):
-        try:  # a Ctrl-C reached it too: let it stop cleanly (its checkpoint is written atomically)
+        # a Ctrl-C at a terminal reached the stage too, a kill of the study alone did not (and a study started in
+        # the background has SIGINT ignored, its stages too): SIGTERM makes it stop at once, keeping its last
+        # checkpoint (written atomically), and it has 30 s to do so
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
