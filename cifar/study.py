@@ -351,12 +351,15 @@ def header(cfg, seeds, wall, trained, argv):
 
 
 def trained_time(out):
+    """The epochs' time of every finished run: train_time_s spans a run's resumed processes (wall_time_s only its
+    last one)."""
     total = 0.0
     for folder, _dirs, files in os.walk(out):
         if "summary.json" in files:
             try:
                 with open(os.path.join(folder, "summary.json")) as f:
-                    total += float(json.load(f).get("wall_time_s") or 0)
+                    record = json.load(f)
+                total += float(record.get("train_time_s") or record.get("wall_time_s") or 0)
             except (OSError, ValueError):
                 pass
     return total
