@@ -87,6 +87,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from models import model_entry  # noqa: E402
+from models.layers import ResNetWidthOptions  # noqa: E402
 from utils import stages  # noqa: E402
 from utils.cli import Call, args_for, given  # noqa: E402
 from utils.errors import UserError, run_main  # noqa: E402
@@ -452,8 +453,10 @@ def parse_args(argv):
         raise UserError(f"--test-subset {cfg['test_subset']}: must lie in 0..10000 (0 = all)")
     if not cfg["width"] > 0:
         raise UserError(f"--width {cfg['width']}: must be positive")
-    if not (cfg["resnet_width"] > 0 and float(cfg["resnet_width"] * 16).is_integer()):
-        raise UserError(f"--resnet-width {cfg['resnet_width']}: must be a positive multiple of 1/16")
+    try:  # the models' own check of a ResNet width
+        ResNetWidthOptions(width=cfg["resnet_width"])
+    except UserError as e:
+        raise UserError(str(e).replace("--width", "--resnet-width", 1)) from None
     if not cfg["slimming_s_scale"] >= 0:
         raise UserError(f"--slimming-s-scale {cfg['slimming_s_scale']}: must not be negative")
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):

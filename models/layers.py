@@ -38,7 +38,7 @@ def stage_planes(base_width):
     """The three stages' widths for a stem of ``base_width`` channels (16: 16/32/64)."""
     if not (isinstance(base_width, int) and base_width >= 1):
         raise UserError(f"base_width {base_width!r}: must be a positive whole number")
-    return tuple(p * base_width // 16 for p in STAGE_PLANES)
+    return tuple(p * base_width // STAGE_PLANES[0] for p in STAGE_PLANES)
 
 
 class ChannelSelection(nn.Module):

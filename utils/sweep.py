@@ -408,9 +408,9 @@ def write_table(out, header, metric, plot=True, footer=None):
         return None
     written = write_outputs(rows, os.path.join(out, "results"), metric, plot)
     after = footer(rows) if footer else ""
-    text = header + "\n" + markdown(rows, metric) + (f"\n{after}" if after else "")
-    _atomic_write(written[0], lambda f: f.write(text.encode()))
-    print("\n" + markdown(rows, metric) + (f"\n{after}" if after else ""))
+    table = markdown(rows, metric) + (f"\n{after}" if after else "")
+    _atomic_write(written[0], lambda f: f.write((header + "\n" + table).encode()))
+    print("\n" + table)
     for path in written:
         print(f"wrote {path}")
     return rows
