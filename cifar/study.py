@@ -374,8 +374,9 @@ def convergence_note(rows, cfg, seeds):
     from utils.results import check_convergence
     bar = CONVERGED["bar"] if cfg["dataset"] == "fashionmnist" else 0.0  # the 88% bar is Fashion-MNIST's
     problems = check_convergence(rows, runs=len(seeds), **{**CONVERGED, "bar": bar})
-    rule = (f"every baseline's best at least {100 * bar:g}% and not still improving over the last quarter of its "
-            f"epochs (by more than {100 * CONVERGED['tolerance']:g} points), every column {len(seeds)} run(s) with a "
+    rule = (f"every trunk not still improving over the last quarter of its epochs (by more than "
+            f"{100 * CONVERGED['tolerance']:g} points), every plainly trained one's best at least {100 * bar:g}% "
+            f"(the sparsity-trained and soft-pruned trunks: flatness only), every column {len(seeds)} run(s) with a "
             f"sample std under {100 * CONVERGED['max_std']:g} points")
     if not problems:
         return f"Convergence check ({rule}): holds for every row.\n"

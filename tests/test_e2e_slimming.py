@@ -21,6 +21,7 @@ def test_slimming_experiment_on_fashion_mnist(tmp_path):
     c = e2e.SLIMMING
     sparse = res["sparse"]
     assert sparse["arch"] == "vgg_slim" and sparse["args"]["sparsity_regularization"] and sparse["args"]["s"] == c["s"]
+    assert sparse["stage"] == "sparsity"
 
     prune = res["prune"]
     assert prune["bn_channels"] == 344 and prune["threshold_index"] == int(344 * c["percent"])

@@ -23,6 +23,7 @@ def test_sss_experiment_on_fashion_mnist(tmp_path):
     sparse = res["sparse"]
     assert sparse["arch"] == "resnet" and sparse["depth"] == 20
     assert sparse["args"]["block_lambda"] and sparse["args"]["sss_gamma"] == c["gamma"] and sparse["args"]["nesterov"]
+    assert sparse["stage"] == "sparsity"
 
     prune = res["prune"]
     removed = prune["removed_blocks"]

@@ -531,6 +531,9 @@ def test_sparsity_hook_adds_s_sign_gamma_to_gamma_grads_only(arch, depth):
             assert torch.equal(p.grad, before[n]), n  # beta, convs, linear untouched
     assert zero_seen
     assert not method().train_hooks(train_stage(sparsity_regularization=False, s=s))
+    # the run's name in its records: a penalized trunk is not a plain baseline (utils.results.check_convergence)
+    assert method().stage_name(train_stage(sparsity_regularization=True, s=s)) == "sparsity"
+    assert method().stage_name(train_stage(sparsity_regularization=False, s=s)) == "baseline"
 
 
 def test_sparsity_hook_runs_between_backward_and_step():

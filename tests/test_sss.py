@@ -237,6 +237,18 @@ def test_pruning_resnet50_like_the_authors_gives_their_networks_and_scratch_b_ta
                                                                            26: (179, 53)}[depth]
 
 
+@pytest.mark.parametrize("block_lambda,gamma,name", [(True, 0.05, "sparsity"), (True, 0.0, "baseline"),
+                                                     (False, 0.05, "baseline")])
+def test_a_run_is_named_sparsity_only_when_its_block_lambdas_are_penalized(block_lambda, gamma, name):
+    from utils.methods import StageContext
+    method = get_method(KEY)
+    model = create_model("resnet", 20, block_lambda=block_lambda)
+    stage = StageContext("train", method.TrainHparams(sss_gamma=gamma), None, None, None, model=model)
+    assert method.stage_name(stage) == name
+    assert method.stage_name(StageContext("finetune", method.FinetuneHparams(), None, None, None, model=model)) \
+        == "finetune"
+
+
 # ------------------------------------------------------------------------------------------ stages and bad input
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -251,6 +263,7 @@ def test_stage_scripts_train_prune_finetune_scratch(data, tmp_path):
     s = stage(KEY, "train", common + ["--arch", "resnet", "--depth", 20, "--epochs", 2, "--sss-gamma", 0.15,
                                       "--save", tmp_path / "sparse"], log=NOLOG)
     assert s["args"]["block_lambda"] and s["args"]["nesterov"] and s["args"]["sss_gamma"] == 0.15
+    assert s["stage"] == "sparsity"  # a penalized trunk, not a plain baseline (utils.results.check_convergence)
     ckpt = torch.load(tmp_path / "sparse" / "checkpoint.pth.tar", weights_only=True)
     assert ckpt["optimizer"]["param_groups"][1]["apg"] and ckpt["optimizer"]["param_groups"][1]["gamma"] == 0.15
     zero = sorted(k[:-len(".lambda_")] for k, v in ckpt["state_dict"].items() if k.endswith("lambda_") and v == 0)

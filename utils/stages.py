@@ -331,11 +331,11 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         info, train, test, val = load_data(data_args)
         seed_everything(train_args.seed)
         model = make_model(info)
-        name = stage.stage if method is None else method.stage_name(stage)
-        hooks = list(hooks)
+        hooks, name = list(hooks), stage.stage
         objective = optimizer = None
         if method is not None:
-            stage.model = model
+            stage.model = model  # before stage_name: a run may be named by its network (SSS's block lambdas)
+            name = method.stage_name(stage)
             hooks += method.train_hooks(stage)
             objective, optimizer = method.objective(stage), method.optimizer(stage)
         resume = _resume_path(train_args)

@@ -2,7 +2,7 @@
 then one global threshold on them (the rule: utils/slimming.py, shared with imagenet/network-slimming)."""
 from models import model_entry
 from utils.methods import ChannelMethod, register_method
-from utils.slimming import BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model, select
+from utils.slimming import BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model, select, stage_name
 
 
 @register_method
@@ -17,6 +17,9 @@ class NetworkSlimming(ChannelMethod):
     defaults = {"train": {"arch": "vgg_slim", "depth": 19, "save": "./logs/slimming"}}
     # the paper's settings (reference READMEs), for the run scripts and the study
     sparsity = {"vgg_slim": 1e-4, "preresnet": 1e-5, "densenet": 1e-5}
+
+    def stage_name(self, stage):
+        return stage_name(stage)
 
     def train_hooks(self, stage):
         hp_ = stage.hparams

@@ -17,7 +17,7 @@ from utils.errors import UserError
 from utils.methods import ChannelMethod, register_method
 from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, budget_preview, capped_budget
 from utils.slimming import (BN_ALL, BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model,
-                            select)
+                            select, stage_name)
 
 
 class BNGradZero(Hook):
@@ -55,9 +55,7 @@ class ImageNetSlimming(ChannelMethod):
                 "scratch": dict(IMAGENET_TRAIN)}
 
     def stage_name(self, stage):
-        if stage.stage == "train":
-            return "sparsity" if stage.hparams.sparsity_regularization else "baseline"
-        return stage.stage
+        return stage_name(stage)
 
     def validate(self, stage):
         if stage.stage.startswith("scratch") and (stage.source or {}).get("mask_implementation"):
