@@ -70,7 +70,8 @@ same command runs again. --jobs stages run at once (default 2 on a 2-core CPU), 
 thread: on this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order,
 seeds outermost, each once its input is finished. A failed stage stops the study (its log's last lines are
 shown; --keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md
-(this scale, then the table), results.csv, one PNG per (model, method), and the total wall time.
+(this scale, then the table, scratch against fine-tuned paired by seed, and the convergence check), results.csv,
+one PNG per (model, method), and the total wall time.
 
 The study prints each stage's time as it finishes and the total at the end (also in the table's header).
 """

@@ -118,8 +118,10 @@ def test_a_copied_or_moved_tree_of_runs_collects_where_it_is_now(runs, tmp_path,
     assert set(after) == set(before)
     for key, row in after.items():
         by_folder = ("baseline_runs", "baseline_histories", "baseline_stages")  # keyed by folder: where the runs are now
-        row = {k: v for k, v in row.items() if k not in by_folder}
-        expected = {k: v for k, v in before[key].items() if k not in by_folder}
+        for stage in ("finetune", "scratch-E", "scratch-B"):  # by_seed holds the same values as the stage lists
+            assert sorted(v for _, v in row["by_seed"].get(stage, [])) == sorted(row[stage]), (key, stage)
+        row = {k: v for k, v in row.items() if k not in by_folder + ("by_seed",)}
+        expected = {k: v for k, v in before[key].items() if k not in by_folder + ("by_seed",)}
         if keep_original and key[3] == "A":
             expected["finetune"] = sorted([0.5] + [a["finetune"][0] for a in ACCS[1:]])
             row = dict(row, finetune=sorted(row["finetune"]))
@@ -322,3 +324,21 @@ def test_convergence_check_holds_a_penalized_trunk_to_flatness_only(tmp_path, st
             rec = json.load(f)
         _write(path, {**rec, "prec1_history": flat})
     assert sum("best 77.00% < 88%" in p for p in check_convergence(collect([plain], "best"))) == 3
+
+
+def test_comparison_pairs_scratch_with_fine_tuning_by_seed(runs):
+    """scratch - fine-tuned per seed (the same trunk and pruned model), mean ± std and the seeds where scratch is
+    at least as good; a seed without both runs is left out; per method, the mean over rows."""
+    from utils.results import comparison, paired
+    rows = collect([runs], "best")
+    a = rows[("cifar10", "resnet-56", "l1-norm", "A")]
+    # ACCS: fine-tuned 92.9, 93.1, 92.7; scratch-E 92.8, 93.0, 93.2; scratch-B 93.2, 93.0, 93.4
+    assert paired(a, "scratch-E") == pytest.approx([-0.001, -0.001, 0.005])
+    assert paired(a, "scratch-B") == pytest.approx([0.003, -0.001, 0.007])
+    b = rows[("cifar10", "resnet-56", "l1-norm", "B")]  # scratch-B on seed 1 only, no scratch-E
+    assert paired(b, "scratch-B") == pytest.approx([0.003]) and paired(b, "scratch-E") == []
+    text = comparison(rows)
+    assert "| cifar10 | resnet-56 | l1-norm | A | +0.10 ± 0.35 (1/3) | +0.30 ± 0.40 (2/3) |" in text, text
+    assert "| cifar10 | resnet-56 | l1-norm | B | missing | +0.30 (1/1) |" in text, text
+    # per method: scratch-E over one row (+0.10), scratch-B over two (+0.30 and +0.30)
+    assert "| l1-norm | +0.10 (1/1) | +0.30 (2/2) |" in text, text

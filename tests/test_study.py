@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import FASHION_MNIST, HAVE_FASHION_MNIST, ROOT, run
+from conftest import HAVE_FASHION_MNIST, ROOT, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -279,9 +279,12 @@ def test_quick_study_on_fashion_mnist_writes_the_table_skips_and_resumes(tmp_pat
 
     md = (out / "results" / "results.md").read_text()
     assert "CPU-scale study on fashionmnist" in md and "the first 256 training images" in md
-    rows = [line for line in md.splitlines() if line.startswith("| fashionmnist |")]
+    rows = [line for line in _table_lines(md) if line.startswith("| fashionmnist |")]
     assert len(rows) == 1 and rows[0].startswith("| fashionmnist | vgg-16 x0.125 | l1-norm | A | ")  # at --width
     assert "missing" not in rows[0] and rows[0].count("(1)") == 4
+    paired = md.split("Scratch against fine-tuned, paired by seed", 1)[1]  # then scratch - fine-tuned, one seed
+    lines = [line for line in paired.splitlines() if line.startswith(("| fashionmnist |", "| l1-norm |"))]
+    assert len(lines) == 2 and all(line.count("/1)") == 2 for line in lines), lines  # the row, the method
     assert (out / "results" / "results.csv").read_text().count("\n") == 2
 
     # a second invocation trains nothing; only OUT/study.json records it (for the table's wall time)
@@ -308,7 +311,11 @@ PUBLISHED = ROOT / "cifar" / "study_results" / "fashionmnist"
 
 
 def _table_lines(text):
-    return [line for line in text.splitlines() if line.startswith("|")]
+    """The first table of a markdown text (results.md goes on with the scratch vs fine-tuned comparison)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
 
 
 def test_readme_study_table_is_the_collector_output_of_the_committed_runs():

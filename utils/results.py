@@ -8,6 +8,8 @@ checkpoint (whose folder holds the baseline's ``summary.json``), and the fine-tu
 runs are the ``summary.json`` files whose source is that pruned checkpoint. Runs of the same setting
 (dataset, model, method, pruned model) with different seeds are one row: mean ± sample std over the runs
 that finished, with their number. A stage with no finished run shows as ``missing``, never as zero.
+comparison.md answers the paper's question per row and per method: scratch-E and scratch-B minus fine-tuned,
+paired by seed.
 Accuracy is the best test accuracy over epochs (``--metric best``, what the reference records and the
 paper reports) or the last epoch's (``--metric final``). A tree of runs copied or moved elsewhere (another
 machine, an archive of the JSON files alone) still collects: recorded paths are mapped to where the runs are now.
@@ -185,7 +187,7 @@ def collect(roots, metric="best"):
         key = (dataset, model_label(arch, depth, rec, base), rec.get("method", "?"), pruned_label(rec))
         row = rows.setdefault(key, {"runs": 0, **{s: [] for s in STAGES}, "params": [], "flops": [],
                                     "params_pruned": [], "flops_pruned": [], "baseline_runs": {},
-                                    "baseline_histories": {}, "baseline_stages": {}})
+                                    "baseline_histories": {}, "baseline_stages": {}, "by_seed": {}})
         row["runs"] += 1
         if base and base.get(key_of) is not None:
             row["baseline"].append(base[key_of])
@@ -195,6 +197,7 @@ def collect(roots, metric="best"):
         for s in branches.get(folder, []):
             if s.get(key_of) is not None:
                 row.setdefault(s["stage"], []).append(s[key_of])
+                row["by_seed"].setdefault(s["stage"], []).append((s.get("seed"), s[key_of]))
         for k, rk in (("params", "params_base"), ("flops", "flops_base"), ("params_pruned", "params_pruned"),
                       ("flops_pruned", "flops_pruned")):
             if rec.get(rk) is not None:
@@ -292,6 +295,55 @@ def markdown(rows, metric):
     return "\n".join(lines) + "\n"
 
 
+COMPARED = ("scratch-E", "scratch-B")  # each against fine-tuned: the paper's question
+
+
+def paired(row, stage, against="finetune"):
+    """(differences stage - against, one per seed that has exactly one run of each), as fractions."""
+    runs = {}
+    for name in (stage, against):
+        for seed, acc in row["by_seed"].get(name, []):
+            runs.setdefault(seed, {}).setdefault(name, []).append(acc)
+    return [r[stage][0] - r[against][0] for seed, r in sorted(runs.items(), key=lambda kv: str(kv[0]))
+            if seed is not None and len(r.get(stage, [])) == 1 and len(r.get(against, [])) == 1]
+
+
+def fmt_diff(diffs):
+    if not diffs:
+        return "missing"
+    m, s, n = mean_std(diffs)
+    text = f"{100 * m:+.2f}" + (f" ± {100 * s:.2f}" if s is not None else "")
+    return text + f" ({sum(d >= 0 for d in diffs)}/{n})"
+
+
+def comparison(rows):
+    """The paper's question, row by row and per method: scratch-E and scratch-B against fine-tuning, paired by
+    seed (the same trunk, pruned model and seed), so the trunk's seed-to-seed spread cancels."""
+    lines = ["Scratch against fine-tuned, paired by seed: scratch - fine-tuned in points, mean ± sample std over "
+             "the seeds with both runs (seeds where scratch is at least as good / seeds).", "",
+             "| dataset | model | method | pruned model | " + " | ".join(f"{s} - fine-tuned" for s in COMPARED)
+             + " |", "|---|---|---|---|" + "---|" * len(COMPARED)]
+    per_method = {}
+    for key in sorted(rows):
+        diffs = [paired(rows[key], s) for s in COMPARED]
+        lines.append("| " + " | ".join(list(key) + [fmt_diff(d) for d in diffs]) + " |")
+        for s, d in zip(COMPARED, diffs):
+            if d:
+                per_method.setdefault(key[2], {}).setdefault(s, []).append(statistics.fmean(d))
+    lines += ["", "Per method, over its rows: the mean of the rows' mean differences (rows where scratch is at "
+              "least as good / rows).", "",
+              "| method | " + " | ".join(f"{s} - fine-tuned" for s in COMPARED) + " |",
+              "|---|" + "---|" * len(COMPARED)]
+    for method in sorted(per_method):
+        cells = []
+        for s in COMPARED:
+            means = per_method[method].get(s, [])
+            cells.append(f"{100 * statistics.fmean(means):+.2f} ({sum(m >= 0 for m in means)}/{len(means)})"
+                         if means else "missing")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def csv_text(rows):
     out = io.StringIO()
     w = csv.writer(out)
@@ -385,7 +437,8 @@ def write_outputs(rows, out, metric, plot=True):
     from utils.checkpoint import _atomic_write
     os.makedirs(out, exist_ok=True)
     written = []
-    for name, text in (("results.md", markdown(rows, metric)), ("results.csv", csv_text(rows))):
+    for name, text in (("results.md", markdown(rows, metric)), ("results.csv", csv_text(rows)),
+                       ("comparison.md", comparison(rows))):
         path = os.path.join(out, name)
         _atomic_write(path, lambda f, t=text: f.write(t.encode()))
         written.append(path)
@@ -425,6 +478,7 @@ def main(argv=None):
     for path in write_outputs(rows, args.out, args.metric, args.plot):
         print(f"wrote {path}")
     print(markdown(rows, args.metric))
+    print(comparison(rows))
 
 
 if __name__ == "__main__":
