@@ -110,6 +110,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     for rate in ("0.7", "0.6"):
         sfp = commands[str(out / "sfp" / "resnet20" / f"rate{rate}" / "seed1" / "sfp")]
         assert flag(sfp, "--rate") == rate and flag(sfp, "--arch") == "resnet_sfp"
+        assert flag(sfp, "--prune-layers") == "inner"  # every conv collapses the trunk at x0.25 (docstring)
         assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "3", "6", "8"]
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
