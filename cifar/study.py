@@ -380,8 +380,8 @@ def convergence_note(rows, cfg, seeds):
     from utils.results import check_convergence
     bar = CONVERGED["bar"] if cfg["dataset"] == "fashionmnist" else 0.0  # the 88% bar is Fashion-MNIST's
     problems = check_convergence(rows, runs=len(seeds), **{**CONVERGED, "bar": bar})
-    rule = (f"every trunk not still improving within the last quarter of its epochs (its best there at most "
-            f"{100 * CONVERGED['tolerance']:g} points above the first of them), every plainly trained one's best at least {100 * bar:g}% "
+    rule = (f"every trunk not still improving within the last quarter of its epochs (the best of its second half "
+            f"at most {100 * CONVERGED['tolerance']:g} points above the best of its first half), every plainly trained one's best at least {100 * bar:g}% "
             f"(the sparsity-trained and soft-pruned trunks: flatness only), every column {len(seeds)} run(s) with a "
             f"sample std under {100 * CONVERGED['max_std']:g} points")
     if not problems:
