@@ -297,6 +297,17 @@ def test_convergence_check_names_each_failing_condition(tmp_path):
     assert len(problems) == 5
 
 
+def planted_trunks(root, history, **record):
+    """Three seeds of ACCS whose baselines record ``history`` per epoch (and ``record``'s fields); their rows."""
+    for seed, accs in enumerate(ACCS, start=1):
+        make_experiment(root, seed, accs)
+        path = os.path.join(root, "resnet56-A", f"seed{seed}", "baseline", "summary.json")
+        with open(path) as f:
+            rec = json.load(f)
+        _write(path, {**rec, **record, "prec1_history": history})
+    return collect([root], "best")
+
+
 @pytest.mark.parametrize("stage", ["sparsity", "sfp"])
 def test_convergence_check_holds_a_penalized_trunk_to_flatness_only(tmp_path, stage):
     """A trunk trained under its method's penalty (recorded stage 'sparsity' or 'sfp') under the bar is not a
@@ -305,26 +316,13 @@ def test_convergence_check_holds_a_penalized_trunk_to_flatness_only(tmp_path, st
     flat = [0.5, 0.6, 0.7, 0.75, 0.76, 0.77, 0.768, 0.769]
     rising = [0.5, 0.6, 0.7, 0.75, 0.76, 0.77, 0.79, 0.80]
     for name, history in (("flat", flat), ("rising", rising)):
-        root = str(tmp_path / name)
-        for seed, accs in enumerate(ACCS, start=1):
-            make_experiment(root, seed, accs)
-            path = os.path.join(root, "resnet56-A", f"seed{seed}", "baseline", "summary.json")
-            with open(path) as f:
-                rec = json.load(f)
-            _write(path, {**rec, "stage": stage, "prec1_history": history})
-        problems = check_convergence(collect([root], "best"))
+        problems = check_convergence(planted_trunks(str(tmp_path / name), history, stage=stage))
         if name == "flat":
             assert problems == []
         else:
             assert len(problems) == 3 and all("still improving, best 80.00%" in p for p in problems), problems
-    plain = str(tmp_path / "plain")  # the same flat history recorded as a plain baseline fails the bar
-    for seed, accs in enumerate(ACCS, start=1):
-        make_experiment(plain, seed, accs)
-        path = os.path.join(plain, "resnet56-A", f"seed{seed}", "baseline", "summary.json")
-        with open(path) as f:
-            rec = json.load(f)
-        _write(path, {**rec, "prec1_history": flat})
-    assert sum("best 77.00% < 88%" in p for p in check_convergence(collect([plain], "best"))) == 3
+    plain = planted_trunks(str(tmp_path / "plain"), flat)  # the same history as a plain baseline fails the bar
+    assert sum("best 77.00% < 88%" in p for p in check_convergence(plain)) == 3
 
 
 def test_comparison_pairs_scratch_with_fine_tuning_by_seed(runs):
@@ -353,14 +351,7 @@ def test_convergence_check_takes_the_lr_drop_opening_the_last_quarter_as_levelle
     dip = step[:9] + [0.870, 0.892, 0.891]                                               # a low first epoch
     climb = step[:9] + [0.880, 0.886, 0.892]                                             # best +0.6 at the end
     for name, history, failures in (("step", step, 0), ("dip", dip, 0), ("climb", climb, 3)):
-        root = str(tmp_path / name)
-        for seed, accs in enumerate(ACCS, start=1):
-            make_experiment(root, seed, accs)
-            path = os.path.join(root, "resnet56-A", f"seed{seed}", "baseline", "summary.json")
-            with open(path) as f:
-                rec = json.load(f)
-            _write(path, {**rec, "prec1_history": history})
-        problems = check_convergence(collect([root], "best"))
+        problems = check_convergence(planted_trunks(str(tmp_path / name), history))
         assert len(problems) == failures, problems
         assert all("best 89.20% in the last 1 of its last 3 epochs against 88.60% in the 2 before" in p
                    for p in problems), problems
