@@ -20,7 +20,7 @@ E = 10  # the default E
 SETTINGS = [
     ("l1-norm", "vgg16", ["A"], "baseline", True),
     ("l1-norm", "resnet56", ["A", "B"], "baseline", True),
-    ("network-slimming", "vgg11", ["p0.5", "p0.7"], "sparse", True),
+    ("network-slimming", "vgg11", ["p0.5", "p0.6"], "sparse", True),
     ("network-slimming", "preresnet20", ["p0.4", "p0.6"], "sparse", True),
     ("sfp", "resnet20", ["rate0.7", "rate0.6"], "sfp", False),
     ("thinet", "vgg16", ["p0.5", "p0.7"], "baseline", True),
