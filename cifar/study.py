@@ -383,9 +383,9 @@ def convergence_note(rows, cfg, seeds):
     bar = CONVERGED["bar"] if cfg["dataset"] == "fashionmnist" else 0.0  # the 88% bar is Fashion-MNIST's
     problems = check_convergence(rows, runs=len(seeds), **{**CONVERGED, "bar": bar})
     rule = (f"every trunk not still improving within the last quarter of its epochs (the best of its second half "
-            f"at most {100 * CONVERGED['tolerance']:g} points above the best of its first half), every plainly trained one's best at least {100 * bar:g}% "
-            f"(the sparsity-trained and soft-pruned trunks: flatness only), every column {len(seeds)} run(s) with a "
-            f"sample std under {100 * CONVERGED['max_std']:g} points")
+            f"at most {100 * CONVERGED['tolerance']:g} points above the best of its first half), every plainly "
+            f"trained one's best at least {100 * bar:g}% (the sparsity-trained and soft-pruned trunks: flatness "
+            f"only), every column {len(seeds)} run(s) with a sample std under {100 * CONVERGED['max_std']:g} points")
     if not problems:
         return f"Convergence check ({rule}): holds for every row.\n"
     return (f"Convergence check ({rule}): {len(problems)} problem(s):\n\n"

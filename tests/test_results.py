@@ -117,7 +117,8 @@ def test_a_copied_or_moved_tree_of_runs_collects_where_it_is_now(runs, tmp_path,
     after = collect([copy], "best")
     assert set(after) == set(before)
     for key, row in after.items():
-        by_folder = ("baseline_runs", "baseline_histories", "baseline_stages")  # keyed by folder: where the runs are now
+        # keyed by folder: where the runs are now
+        by_folder = ("baseline_runs", "baseline_histories", "baseline_stages")
         for stage in ("finetune", "scratch-E", "scratch-B"):  # by_seed holds the same values as the stage lists
             assert sorted(v for _, v in row["by_seed"].get(stage, [])) == sorted(row[stage]), (key, stage)
         row = {k: v for k, v in row.items() if k not in by_folder + ("by_seed",)}

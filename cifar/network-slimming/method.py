@@ -2,7 +2,8 @@
 then one global threshold on them (the rule: utils/slimming.py, shared with imagenet/network-slimming)."""
 from models import model_entry
 from utils.methods import ChannelMethod, register_method
-from utils.slimming import BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model, select, stage_name
+from utils.slimming import (BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model, select,
+                            stage_name)
 
 
 @register_method
