@@ -399,8 +399,7 @@ def from_root(path):
 def write_table(out, header, metric, plot=True, footer=None):
     """The collector's table (and plots) of the runs under ``out`` into OUT/results, results.md headed by
     ``header`` (a study's scale and wall time), then the scratch vs fine-tuned comparison and ``footer(rows)`` if
-    given; printed too. The rows,
-    or None before any pruned model exists."""
+    given; printed too. The rows, or None before any pruned model exists."""
     from utils.checkpoint import _atomic_write
     from utils.results import collect as collect_rows, comparison, markdown, write_outputs
     rows = collect_rows([out], metric)
