@@ -43,12 +43,14 @@ Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --wid
                     and conv_b too); at x0.25 (4-16 channels) that left the soft-pruned trunk at 39.5-40.1%
                     (seed 1), erratic from epoch to epoch (from a trained baseline: 10-19% over 4 epochs); inner: 85.6%.
   thinet            vgg16 (vgg-16 at --width): 50% and 70% of the channels of conv1_1..conv4_3 removed (the paper's
-                    layers); resnet20 (resnet-20): 50% of every block's first conv. Trunk: the baseline, shared;
-                    calibration on the study's training images, no fine-tuning between layers.
+                    layers); resnet20 (resnet-20): 50% of every block's first conv. Trunk: the baseline, shared
+                    (VGG-16's is L1-norm's: see Layout); calibration on the study's training images, no
+                    fine-tuning between layers.
   regression-pruning  vgg16 (vgg-16 at --width): 33% (about 2x fewer FLOPs) and 50% of the channels of
                     conv1_1..conv4_3 removed by LASSO + least squares; resnet20 (resnet-20): 50% of every block's first
                     conv (2x), the second conv reconstructed towards the original block output. Trunk: the baseline,
-                    shared; 5,000 calibration images of the training set (the official code's count).
+                    shared (L1-norm's VGG-16, ThiNet's ResNet-20: see Layout); 5,000 calibration images of the
+                    training set (the official code's count).
   weight-level      vgg11_bn (vgg11_bn at --width): 30% and 80% of the conv weights; preresnet20
                     (preresnet_wl-20): 30% and 80%. Trunk: the baseline, shared; masks enforced afterwards.
   sss               resnet20 (resnet-20 with block lambdas): --sss-gamma 0.05 and 0.07 (2 and 4 of its 9 blocks
@@ -68,8 +70,11 @@ network (SFP's own result) for sfp.
 Layout: OUT/<method>/<model>/<ratio>/seed<k>/{baseline,pruned,finetune,scratch-E,scratch-B} (the trunk folder
 is 'sparse' for network-slimming and sss, 'sfp' for sfp), each with the stage's log.txt. A trunk shared by the
 ratios lives under the first ratio; the others get a symlink to it, and their prune.json's "source" names the
-real folder, which is how utils/results.py finds it. OUT/study.json records the scale: a second invocation
-with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning)
+real folder, which is how utils/results.py finds it. A plain trunk (train.py's own recipe: l1-norm, thinet,
+regression-pruning, weight-level, ekg) of the same model, scale and seed as an earlier method's is that very run
+(tests/test_study.py trains both and compares them bit for bit), so it is linked the same way: ThiNet's and
+regression pruning's VGG-16 use L1-norm's, regression pruning's ResNet-20 uses ThiNet's. OUT/study.json records
+the scale: a second invocation with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning)
 are skipped and interrupted ones continue (--resume auto), so a killed study goes on where it stopped when the
 same command runs again. --jobs stages run at once (default 2 on a 2-core CPU), each with --threads 1 torch
 thread: on this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order,
@@ -152,6 +157,9 @@ class MethodPlan:
     finetune: dict = field(default_factory=lambda: {"lr": 0.001})  # the fine-tune's LR (and schedule) in the study
     finetune_paper_epochs: int = 40    # the fine-tune's epochs in the paper (of paper_epochs for the trunk)
     extra_finetunes: tuple = ()        # (run name, fine-tune options): runs beside the paper's three (EKG without bank)
+    plain_trunk: bool = False          # the trunk is train.py's plain recipe, the same run whichever method's script
+    # trains it: a trunk of the same model, scale and seed as an earlier method's is that one, linked (the test
+    # trains each such pair and compares them bit for bit)
 
 
 def _pct(p):
@@ -161,7 +169,8 @@ def _pct(p):
 METHODS = {
     "l1-norm": MethodPlan("l1-norm", "cifar/l1-norm-pruning", "baseline", True, 160, (
         Model("vgg16", "vgg", "vgg", 16, (Ratio("A", {"variant": "A"}),), width="width"),
-        Model("resnet56", "resnet", "resnet", 56, (Ratio("A", {"variant": "A"}), Ratio("B", {"variant": "B"}))))),
+        Model("resnet56", "resnet", "resnet", 56, (Ratio("A", {"variant": "A"}), Ratio("B", {"variant": "B"})))),
+        plain_trunk=True),
     "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", True, 160, (
         Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.6)), width="width"),
         Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)))),
@@ -173,13 +182,13 @@ METHODS = {
         trunk_options=lambda model, cfg: {"prune_layers": "inner"}),
     "thinet": MethodPlan("thinet", "cifar/thinet", "baseline", True, 160, (
         Model("vgg16", "vgg", "vgg", 16, (_pct(0.5), _pct(0.7)), width="width"),
-        Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),)))),
+        Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),))), plain_trunk=True),
     "regression-pruning": MethodPlan("regression-pruning", "cifar/regression-pruning", "baseline", True, 160, (
         Model("vgg16", "vgg", "vgg", 16, (_pct(0.33), _pct(0.5)), width="width"),
-        Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),)))),
+        Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),))), plain_trunk=True),
     "weight-level": MethodPlan("weight-level", "cifar/weight-level", "baseline", True, 160, (
         Model("vgg11_bn", "vgg", "vgg11_bn", 11, (_pct(0.3), _pct(0.8)), width="width"),
-        Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8))))),
+        Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8)))), plain_trunk=True),
     "sss": MethodPlan("sss", "cifar/sparse-structure-selection", "sparse", False, 160, (
         Model("resnet20", "resnet", "resnet", 20,
               tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS)),),
@@ -188,7 +197,7 @@ METHODS = {
         Model("resnet20", "resnet", "resnet_ekg", 20, tuple(Ratio(f"k{k}", {"keep_flops": k}) for k in EKG_KEEP)),),
         prune_options=lambda cfg: {"bank_images": cfg["train_subset"], **EKG_SEARCH},
         finetune={"lr": 0.01, "schedule": []}, finetune_paper_epochs=100,
-        extra_finetunes=(("finetune-ce", {"knowledge": "off"}),)),
+        extra_finetunes=(("finetune-ce", {"knowledge": "off"}),), plain_trunk=True),
 }
 
 
@@ -206,12 +215,22 @@ def finetune_epochs(method, epochs):
     return max(1, round(epochs * method.finetune_paper_epochs / method.paper_epochs))
 
 
+def trunk_key(call):
+    """What makes a plain trunk's run: its arguments and options but the method and --save (the seed is one)."""
+    d = json.loads(call.to_json())
+    for part in d["args"] + [d["hparams"], d["options"]]:
+        if part:
+            part.pop("class")
+            part["values"].pop("save", None)
+    return json.dumps({k: d[k] for k in ("stage", "args", "hparams", "options", "extra")}, sort_keys=True)
+
+
 def plan(cfg, methods, models, seeds):
     """Every step of the study, in the order they run (seeds outermost)."""
     out, e = from_root(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
     data_dir = from_root(cfg["data"]) if cfg.get("data") else None
     device = {"device": cfg["device"]} if cfg.get("device") else {}
-    steps = []
+    steps, trained = [], {}  # trained: {trunk_key: folder} of the plain trunks planned so far
     for seed in seeds:
         for name in methods:
             m = METHODS[name]
@@ -248,7 +267,13 @@ def plan(cfg, methods, models, seeds):
                                                      data("train"), train("train", trunk, epochs=e, **m.lr,
                                                                           **schedule)),
                                     given(method.TrainHparams, **own), options)
-                        steps.append(Step(f"{tag} {m.trunk}", "train", trunk, call))
+                        key = trunk_key(call) if m.plain_trunk else None
+                        if key in trained:  # another method's script trains this very run
+                            link, trunk = (trunk, trained[key])
+                        else:
+                            steps.append(Step(f"{tag} {m.trunk}", "train", trunk, call))
+                            if key:
+                                trained[key] = trunk
                         shared = trunk
                     pruned = os.path.join(run, "pruned")
                     ckpt = os.path.join(pruned, "pruned.pth.tar")
@@ -407,11 +432,12 @@ def parse_args(argv):
                    help="only these models: vgg, resnet, or a model folder name (vgg16, resnet56, vgg11, "
                         "preresnet20, resnet20, vgg11_bn) (default: all)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="K", help="seeds (default: 1 2 3; --quick: 1)")
-    p.add_argument("--epochs", type=int, help="E, the trunk's epochs (default: 8; --quick: 2)")
-    p.add_argument("--train-subset", type=int, help="training images, the first N (0 = all; default: 2000; "
-                                                     "--quick: 256)")
-    p.add_argument("--test-subset", type=int, help="test images, the first N (0 = all; default: 2000; "
-                                                    "--quick: 256)")
+    p.add_argument("--epochs", type=int, help=f"E, the trunk's epochs (default: {DEFAULTS['epochs']}; --quick: "
+                                               f"{QUICK['epochs']})")
+    p.add_argument("--train-subset", type=int, help=f"training images, the first N (0 = all; default: "
+                                                     f"{DEFAULTS['train_subset']}; --quick: {QUICK['train_subset']})")
+    p.add_argument("--test-subset", type=int, help=f"test images, the first N (0 = all; default: "
+                                                    f"{DEFAULTS['test_subset']}; --quick: {QUICK['test_subset']})")
     p.add_argument("--width", type=float, help="VGG width factor (default: 0.1875; --quick: 0.125)")
     p.add_argument("--resnet-width", type=float,
                    help="ResNet width factor: stem and stages 16/32/64 x this, a multiple of 1/16 (default: 0.25; "

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import HAVE_FASHION_MNIST, ROOT, run
+from conftest import HAVE_FASHION_MNIST, ROOT, run, write_cifar
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,6 +32,9 @@ SETTINGS = [
     ("sss", "resnet20", ["gamma0.05", "gamma0.07"], "sparse", False),
     ("ekg", "resnet20", ["k0.6", "k0.45"], "baseline", True),
 ]
+# plain trunks trained by an earlier method: (method, model) -> (that method, its ratio folder)
+TRUNK_FROM = {("thinet", "vgg16"): ("l1-norm", "A"), ("regression-pruning", "vgg16"): ("l1-norm", "A"),
+              ("regression-pruning", "resnet20"): ("thinet", "p0.5")}
 
 
 def dry_run(out, *flags):
@@ -63,7 +66,11 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
             for i, ratio in enumerate(ratios):
                 run_dir = out / method / model / ratio / f"seed{seed}"
                 trunk_dir = (out / method / model / ratios[0] / f"seed{seed}" / trunk) if shared else run_dir / trunk
-                if not shared or i == 0:
+                if (method, model) in TRUNK_FROM:
+                    first, first_ratio = TRUNK_FROM[method, model]
+                    trunk_dir = out / first / model / first_ratio / f"seed{seed}" / trunk
+                    assert f"# {run_dir / trunk} -> {trunk_dir} (shared trunk)" in comments
+                elif not shared or i == 0:
                     expected.add(str(trunk_dir))
                 for stage in ("pruned", "finetune", "scratch-E", "scratch-B") + (("finetune-ce",) if method == "ekg"
                                                                                 else ()):
@@ -98,7 +105,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
                     assert flag(argv, "--seed") == str(seed) and flag(argv, "--test-subset") == "2000"
     assert set(commands) == expected
     assert len(commands) == 3 * (2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4 + 2 + 3 * 4 + 2 + 3 * 4 + 2 + 4 * 4 + 2 + 2 * 4
-                                 + 1 + 2 * 5)
+                                 + 1 + 2 * 5) - 3 * len(TRUNK_FROM)
 
     # each method's own trunk recipe
     s1 = out / "network-slimming" / "vgg11" / "p0.5" / "seed1"
@@ -254,6 +261,51 @@ def test_sfp_rows_are_labelled_by_the_rate_their_source_was_trained_with():
     assert pruned_label({"percent": 0.7, "source_options": {"sparsity_regularization": True, "s": 1e-4}}) == "70%"
     assert pruned_label({"variant": "B", "source_options": {}}) == "B"
     assert pruned_label({"source_options": source_options({})}) == "pruned"
+
+
+def _study_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("study", STUDY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_trunks_shared_across_methods_are_the_same_run(tmp_path):
+    """A plain trunk of the same model, scale and seed as an earlier method's is linked to it, not trained again:
+    the study's plan says which, and training each method's own trunk gives the same weights bit for bit."""
+    import torch
+    study = _study_module()
+    data = write_cifar(tmp_path / "data", n_train=96, n_test=32)
+    _, cfg, methods, _, _ = study.parse_args(["--quick", "--dataset", "cifar10", "--data", data, "--epochs", "1",
+                                              "--train-subset", "96", "--test-subset", "32",
+                                              "--out", str(tmp_path / "study")])
+    out = cfg["out"]
+    links = {s.link[0]: s.link[1] for s in study.plan(cfg, methods, None, [1]) if s.link}
+    across = {link: real for link, real in links.items()
+              if os.path.relpath(link, out).split(os.sep)[0] != os.path.relpath(real, out).split(os.sep)[0]}
+    assert across == {os.path.join(out, m, model, ratio, "seed1", "baseline"):
+                      os.path.join(out, first, model, first_ratio, "seed1", "baseline")
+                      for m, model, ratio, first, first_ratio in [
+                          ("thinet", "vgg16", "p0.5", "l1-norm", "A"), ("thinet", "vgg16", "p0.7", "l1-norm", "A"),
+                          ("regression-pruning", "vgg16", "p0.33", "l1-norm", "A"),
+                          ("regression-pruning", "vgg16", "p0.5", "l1-norm", "A"),
+                          ("regression-pruning", "resnet20", "p0.5", "thinet", "p0.5")]}
+
+    def trained(folder):  # the trunk of the method and model that folder is under, planned on its own and run
+        method, model = os.path.relpath(folder, out).split(os.sep)[:2]
+        step = next(s for s in study.plan(cfg, [method], None, [1])
+                    if s.kind == "train" and s.save.startswith(os.path.join(out, method, model, "")))
+        if not os.path.isfile(os.path.join(step.save, "summary.json")):
+            step.call.run(log=lambda *a, **k: None)
+        ckpt = torch.load(os.path.join(step.save, "checkpoint.pth.tar"), weights_only=True)
+        return ckpt["state_dict"], ckpt["history"]
+
+    for link, real in sorted(across.items()):
+        (weights, history), (ref_weights, ref_history) = trained(link), trained(real)
+        assert history == ref_history, link
+        assert weights.keys() == ref_weights.keys()
+        assert all(torch.equal(weights[k], ref_weights[k]) for k in weights), link
 
 
 # ------------------------------------------------------------------------------------ a real run
