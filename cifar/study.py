@@ -8,20 +8,21 @@ logged); then the paper-style table (markdown + CSV) and plots of utils/results.
     python cifar/study.py --quick                              # the same study at smoke scale (minutes)
     python cifar/study.py --methods sfp weight-level --seeds 1 --dry-run     # print the commands only
 
-Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/share/datasets/fashion-mnist),
-the first --train-subset 24000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at
---width 0.1875 of their channels, ResNets at --resnet-width 0.25 (stem and stages 4/8/16 instead of 16/32/64),
-E = --epochs 10. That is about what it takes for every unpruned network to converge above 88% (seed 1, one thread
-each, 2026-11-29): VGG-11-BN x0.125 reached 84.2% with 12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too
-close to the bar, hence x0.1875), network slimming's VGG-11 x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%,
-flat over its last four epochs. Full-width ResNets train at 51 (ResNet-56) to 146 (ResNet-20) images/s on one core,
-5-7x slower than at x0.25, which would put the study past two days. The budgets keep the paper's proportions: the
-trunk trains E epochs (the paper's 160; SFP's 200), fine-tuning round(E x 40/160) epochs at a constant lr 0.001
-(SFP: 40/200), scratch-E E epochs, and scratch-B int(E x FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch
-scripts compute from the pruned checkpoint (this driver gives them E, never the count). Everything else is each method's
-own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at 50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after
-epoch 1 then x0.2 at 30/60/80% of E, as its 1/60/120/160 of 200). --quick: E 2, 256 / 256 images, widths
-0.125 / 0.25, seed 1, out study_runs/fashionmnist-quick. This is a CPU-scale study, not the paper's setting.
+Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/share/datasets/fashion-mnist), the
+first --train-subset 24000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at --width
+0.1875 of their channels, ResNets at --resnet-width 0.25 (stem and stages 4/8/16 instead of 16/32/64; network
+slimming's PreResNet-20 at twice that, see Settings), E = --epochs 10. That is about what it takes for every
+unpruned network to converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125 reached 84.2% with
+12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875), network slimming's VGG-11
+x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs. Full-width ResNets train at 51
+(ResNet-56) to 146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which would put the study past two
+days. The budgets keep the paper's proportions: the trunk trains E epochs (the paper's 160; SFP's 200), fine-tuning
+round(E x 40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and scratch-B int(E x
+FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned checkpoint (this driver
+gives them E, never the count). Everything else is each method's own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at
+50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80% of E, as its
+1/60/120/160 of 200). --quick: E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out
+study_runs/fashionmnist-quick. This is a CPU-scale study, not the paper's setting.
 
 Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --width, ResNets at --resnet-width):
   l1-norm           vgg16 (vgg-16 at --width): A, its only VGG configuration (Li et al. prune VGG-16 one way);
@@ -29,9 +30,12 @@ Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --wid
                     Trunk: the baseline, shared by A and B.
   network-slimming  vgg11 (vgg_slim-11 at --width): 50% and 60% of the BN channels (the paper's 70% empties
                     conv4_2 at x0.1875, whose strongest channel alone is then kept: seed 1 fine-tuned to 60.9% and
-                    scratch-E 73.5%; 60% leaves it 10 of 96); preresnet20 (preresnet-20 at --resnet-width): 40% and
-                    60%. Trunk: sparsity training (-sr), shared by the ratios, with s =
-                    the paper's (1e-4 VGG, 1e-5 PreResNet) x --slimming-s-scale 10. The study has 3,750 SGD steps
+                    scratch-E 73.5%; 60% leaves it 10 of 96); preresnet20 (preresnet-20 at 2 x
+                    --resnet-width: 8/16/32 channels): 40% and 60%. At x0.25 the pruned networks kept 1-2
+                    channels in some layers, and their from-scratch runs at lr 0.1 stalled or not by chance:
+                    scratch-E at 40% reached 71.9% (seed 1) and 84.9% (seed 2), fine-tuning at 60% 75.7% and
+                    83.1%. Trunk: sparsity training (-sr), shared by the ratios, with s = the paper's (1e-4 VGG,
+                    1e-5 PreResNet) x --slimming-s-scale 10. The study has 3,750 SGD steps
                     where the paper has 125k, so the paper's s barely moves the BN scales; x10 gives 30% of the
                     paper's accumulated push (steps x s). At 256 steps (an earlier scale) s x 489, the step ratio,
                     collapsed training (53% against 77%) and x100 cost the VGG 1.5 points; here x10 and x5 trained
@@ -67,21 +71,21 @@ The table's "baseline" column is the accuracy of the trunk: the unpruned network
 regression-pruning and weight-level, the sparsity-trained one for network-slimming and sss, the soft-pruned full-size
 network (SFP's own result) for sfp.
 
-Layout: OUT/<method>/<model>/<ratio>/seed<k>/{baseline,pruned,finetune,scratch-E,scratch-B} (the trunk folder
-is 'sparse' for network-slimming and sss, 'sfp' for sfp), each with the stage's log.txt. A trunk shared by the
-ratios lives under the first ratio; the others get a symlink to it, and their prune.json's "source" names the
-real folder, which is how utils/results.py finds it. A plain trunk (train.py's own recipe: l1-norm, thinet,
-regression-pruning, weight-level, ekg) of the same model, scale and seed as an earlier method's is that very run
-(tests/test_study.py trains both and compares them bit for bit), so it is linked the same way: ThiNet's and
-regression pruning's VGG-16 use L1-norm's, regression pruning's ResNet-20 uses ThiNet's. OUT/study.json records
-the scale: a second invocation with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning)
-are skipped and interrupted ones continue (--resume auto), so a killed study goes on where it stopped when the
-same command runs again. --jobs stages run at once (default 2 on a 2-core CPU), each with --threads 1 torch
-thread: on this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order,
-seeds outermost, each once its input is finished. A failed stage stops the study (its log's last lines are
-shown; --keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md
-(this scale, then the table, scratch against fine-tuned paired by seed, and the convergence check), results.csv,
-one PNG per (model, method), and the total wall time.
+Layout: OUT/<method>/<model>/<ratio>/seed<k>/{baseline,pruned,finetune,scratch-E,scratch-B} (the trunk folder is
+'sparse' for network-slimming and sss, 'sfp' for sfp), each with the stage's log.txt. A trunk shared by the ratios
+lives under the first ratio; the others get a symlink to it, and their prune.json's "source" names the real folder,
+which is how utils/results.py finds it. A plain trunk (train.py's own recipe: l1-norm, thinet, regression-pruning,
+weight-level, ekg) of the same model, scale and seed as an earlier method's is that very run (tests/test_study.py
+trains both and compares them bit for bit), so it is linked the same way: ThiNet's and regression pruning's VGG-16
+use L1-norm's, regression pruning's ResNet-20 uses ThiNet's. OUT/study.json records the scale: a second invocation
+with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning) are
+skipped and interrupted ones continue (--resume auto), so a killed study goes on where it stopped when the same
+command runs again. --jobs stages run at once (default 2 on a 2-core CPU), each with --threads 1 torch thread: on
+this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order, seeds
+outermost, each once its input is finished. A failed stage stops the study (its log's last lines are shown;
+--keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md (this scale,
+then the table, scratch against fine-tuned paired by seed, and the convergence check), results.csv, one PNG per
+(model, method), and the total wall time.
 
 The study prints each stage's time as it finishes and the total at the end (also in the table's header).
 """
@@ -139,6 +143,7 @@ class Model:
     depth: int
     ratios: tuple
     width: str = "resnet_width"  # the scale key of its width factor: width (the VGGs') or resnet_width
+    factor: float = 1.0          # x that width: a row whose pruned networks are too narrow at the scale's own
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ METHODS = {
         plain_trunk=True),
     "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", True, 160, (
         Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.6)), width="width"),
-        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)))),
+        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), factor=2)),
         trunk_options=lambda model, cfg: {"sparsity_regularization": True, "s": slimming_s(model.arch, cfg)}),
     "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", False, 200, (
         Model("resnet20", "resnet", "resnet_sfp", 20,
@@ -251,7 +256,7 @@ def plan(cfg, methods, models, seeds):
                 if models and model.family not in models and model.name not in models:
                     continue
                 entry = model_entry(model.arch)
-                arch_options = {"width": cfg[model.width], **m.arch_options}
+                arch_options = {"width": cfg[model.width] * model.factor, **m.arch_options}
                 options = given(entry.options, **arch_options) if arch_options else None
                 shared = None
                 for ratio in model.ratios:

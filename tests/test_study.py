@@ -121,7 +121,8 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
         assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "3", "6", "8"]
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
-    assert flag(pre, "--width") == "0.25" and flag(sfp, "--width") == "0.25"  # the ResNets at --resnet-width
+    assert flag(sfp, "--width") == "0.25"  # the ResNets at --resnet-width, slimming's PreResNet at twice that
+    assert flag(pre, "--width") == "0.5"
     b = out / "l1-norm" / "resnet56" / "B" / "seed2"
     assert flag(commands[str(b / "pruned")], "--variant") == "B"
     assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
