@@ -57,11 +57,13 @@ Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --wid
                     training set (the official code's count).
   weight-level      vgg11_bn (vgg11_bn at --width): 30% and 80% of the conv weights; preresnet20
                     (preresnet_wl-20): 30% and 80%. Trunk: the baseline, shared; masks enforced afterwards.
-  sss               resnet20 (resnet-20 with block lambdas): --sss-gamma 0.05 and 0.07 (2 and 4 of its 9 blocks
-                    removed on seed 1, the sparse trunk at 88.2% and 76.6%; 0.03 removes none, 0.1 two at 85.1%:
-                    the selection is noisy at this scale, cifar/sparse-structure-selection/README.md).
-                    Trunk: SSS's sparsity training at that gamma (one per ratio); prune.py removes the blocks whose
-                    lambda reached 0.
+  sss               resnet20 (resnet-20 with block lambdas at 2 x --resnet-width: 8/16/32 channels):
+                    --sss-gamma 0.1 and 0.15. At x0.25 the sparse trunks were erratic from seed to seed (gamma
+                    0.05: 88.2% on seed 1, 80.7% on seed 2, which stalled in its first epochs and removed other
+                    blocks); at x0.5 gamma 0.05 trained both seeds to 90.1% and 91.1% but left every lambda above
+                    0, while 0.1 removed 5 and 4 of the 9 blocks (87.7%, 88.6%). Trunk: SSS's sparsity training at
+                    that gamma (one per ratio); prune.py removes the blocks whose lambda reached 0
+                    (cifar/sparse-structure-selection/README.md).
   ekg               resnet20 (resnet_ekg-20: projection shortcuts, every width prunable): keep 60% and 45% of
                     the FLOPs (official counter; 0.45 is the official README's). Trunk: the baseline, shared; the
                     search warms up on 32 and searches on 16 training images per class, the memory bank covers the
@@ -123,8 +125,7 @@ EKG_KEEP = (0.6, 0.45)  # FLOPs kept (official counter); 0.45 is the official RE
 # EKG's search images at this scale: 32 warm-up and 16 search images per class (the official 256 and 32 would make
 # every search step cost more than a whole epoch of the study's training)
 EKG_SEARCH = {"subset_per_class": 32, "val_per_class": 16, "search_batch_size": 160}
-SSS_GAMMAS = (0.05, 0.07)  # SSS's --sss-gamma per ratio: 0.03 removes no block at this scale, 0.05 two, 0.07 four
-# (sweep_gamma.py on seed 1: cifar/sparse-structure-selection/README.md)
+SSS_GAMMAS = (0.1, 0.15)  # SSS's --sss-gamma per ratio at ResNet-20 x0.5: 0.05 removes no block (docstring)
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -196,7 +197,7 @@ METHODS = {
         Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8)))), plain_trunk=True),
     "sss": MethodPlan("sss", "cifar/sparse-structure-selection", "sparse", False, 160, (
         Model("resnet20", "resnet", "resnet", 20,
-              tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS)),),
+              tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS), factor=2),),
         arch_options={"block_lambda": True}),
     "ekg": MethodPlan("ekg", "cifar/ekg", "baseline", True, 160, (
         Model("resnet20", "resnet", "resnet_ekg", 20, tuple(Ratio(f"k{k}", {"keep_flops": k}) for k in EKG_KEEP)),),
