@@ -29,7 +29,7 @@ SETTINGS = [
     ("regression-pruning", "resnet20", ["p0.5"], "baseline", True),
     ("weight-level", "vgg11_bn", ["p0.3", "p0.8"], "baseline", True),
     ("weight-level", "preresnet20", ["p0.3", "p0.8"], "baseline", True),
-    ("sss", "resnet20", ["gamma0.1", "gamma0.15"], "sparse", False),
+    ("sss", "resnet20", ["gamma0.075", "gamma0.1"], "sparse", False),
     ("ekg", "resnet20", ["k0.6", "k0.45"], "baseline", True),
 ]
 # plain trunks trained by an earlier method: (method, model) -> (that method, its ratio folder)
@@ -127,7 +127,7 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     assert flag(commands[str(b / "pruned")], "--variant") == "B"
     assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
         in comments
-    for gamma in ("0.1", "0.15"):  # one SSS trunk per gamma, with block lambdas, at twice the ResNet width
+    for gamma in ("0.075", "0.1"):  # one SSS trunk per gamma, with block lambdas, at twice the ResNet width
         sss = commands[str(out / "sss" / "resnet20" / f"gamma{gamma}" / "seed1" / "sparse")]
         assert flag(sss, "--sss-gamma") == gamma and "--block-lambda" in sss and flag(sss, "--arch") == "resnet"
         assert flag(sss, "--width") == "0.5"
