@@ -11,17 +11,17 @@ logged); then the paper-style table (markdown + CSV) and plots of utils/results.
 Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/share/datasets/fashion-mnist), the
 first --train-subset 24000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at --width
 0.1875 of their channels, ResNets at --resnet-width 0.25 (stem and stages 4/8/16 instead of 16/32/64; network
-slimming's PreResNet-20 at twice that, see Settings), E = --epochs 10. That is about what it takes for every
-unpruned network to converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125 reached 84.2% with
-12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875), network slimming's VGG-11
-x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs. Full-width ResNets train at 51
-(ResNet-56) to 146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which would put the study past two
-days. The budgets keep the paper's proportions: the trunk trains E epochs (the paper's 160; SFP's 200), fine-tuning
-round(E x 40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and scratch-B int(E x
-FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned checkpoint (this driver
-gives them E, never the count). Everything else is each method's own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at
-50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80% of E, as its
-1/60/120/160 of 200). --quick: E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out
+slimming's PreResNet-20 and SSS's ResNet-20 at twice that, see Settings), E = --epochs 10. That is about what it
+takes for every unpruned network to converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125
+reached 84.2% with 12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875),
+network slimming's VGG-11 x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs.
+Full-width ResNets train at 51 (ResNet-56) to 146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which
+would put the study past two days. The budgets keep the paper's proportions: the trunk trains E epochs (the paper's
+160; SFP's 200), fine-tuning round(E x 40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and
+scratch-B int(E x FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned
+checkpoint (this driver gives them E, never the count). Everything else is each method's own recipe (lr 0.1, batch
+64, wd 1e-4, LR x0.1 at 50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80%
+of E, as its 1/60/120/160 of 200). --quick: E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out
 study_runs/fashionmnist-quick. This is a CPU-scale study, not the paper's setting.
 
 Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --width, ResNets at --resnet-width):
@@ -145,7 +145,7 @@ class Model:
     depth: int
     ratios: tuple
     width: str = "resnet_width"  # the scale key of its width factor: width (the VGGs') or resnet_width
-    factor: float = 1.0          # x that width: a row whose pruned networks are too narrow at the scale's own
+    factor: float = 1.0          # x that width, for a row too narrow (or erratic) at the scale's own width
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,6 @@ class MethodPlan:
     name: str
     key: str                   # the method's folder (its registry key)
     trunk: str                 # the trunk's folder
-    shared_trunk: bool         # one trunk per seed for all ratios
     paper_epochs: int          # the trunk's epochs in the paper (fine-tuning is 40 of them)
     models: tuple
     lr: dict = field(default_factory=lambda: {"lr": 0.1})  # the trunk's and scratch runs' LR (the recipe's)
@@ -165,8 +164,8 @@ class MethodPlan:
     finetune_paper_epochs: int = 40    # the fine-tune's epochs in the paper (of paper_epochs for the trunk)
     extra_finetunes: tuple = ()        # (run name, fine-tune options): runs beside the paper's three (EKG without bank)
     plain_trunk: bool = False          # the trunk is train.py's plain recipe, the same run whichever method's script
-    # trains it: a trunk of the same model, scale and seed as an earlier method's is that one, linked (the test
-    # trains each such pair and compares them bit for bit)
+    # trains it, so another method's trunk of the same model, scale and seed is linked too (the test trains each
+    # such pair and compares them bit for bit); otherwise only the method's own ratios share a trunk
 
 
 def _pct(p):
@@ -174,33 +173,33 @@ def _pct(p):
 
 
 METHODS = {
-    "l1-norm": MethodPlan("l1-norm", "cifar/l1-norm-pruning", "baseline", True, 160, (
+    "l1-norm": MethodPlan("l1-norm", "cifar/l1-norm-pruning", "baseline", 160, (
         Model("vgg16", "vgg", "vgg", 16, (Ratio("A", {"variant": "A"}),), width="width"),
         Model("resnet56", "resnet", "resnet", 56, (Ratio("A", {"variant": "A"}), Ratio("B", {"variant": "B"})))),
         plain_trunk=True),
-    "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", True, 160, (
+    "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", 160, (
         Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.6)), width="width"),
         Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), factor=2)),
         trunk_options=lambda model, cfg: {"sparsity_regularization": True, "s": slimming_s(model.arch, cfg)}),
-    "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", False, 200, (
+    "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", 200, (
         Model("resnet20", "resnet", "resnet_sfp", 20,
               tuple(Ratio(f"rate{r}", {}, {"rate": r}) for r in (0.7, 0.6))),), lr={},
         schedule=lambda e: {"schedule": sfp_schedule(e)},
         trunk_options=lambda model, cfg: {"prune_layers": "inner"}),
-    "thinet": MethodPlan("thinet", "cifar/thinet", "baseline", True, 160, (
+    "thinet": MethodPlan("thinet", "cifar/thinet", "baseline", 160, (
         Model("vgg16", "vgg", "vgg", 16, (_pct(0.5), _pct(0.7)), width="width"),
         Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),))), plain_trunk=True),
-    "regression-pruning": MethodPlan("regression-pruning", "cifar/regression-pruning", "baseline", True, 160, (
+    "regression-pruning": MethodPlan("regression-pruning", "cifar/regression-pruning", "baseline", 160, (
         Model("vgg16", "vgg", "vgg", 16, (_pct(0.33), _pct(0.5)), width="width"),
         Model("resnet20", "resnet", "resnet", 20, (_pct(0.5),))), plain_trunk=True),
-    "weight-level": MethodPlan("weight-level", "cifar/weight-level", "baseline", True, 160, (
+    "weight-level": MethodPlan("weight-level", "cifar/weight-level", "baseline", 160, (
         Model("vgg11_bn", "vgg", "vgg11_bn", 11, (_pct(0.3), _pct(0.8)), width="width"),
         Model("preresnet20", "resnet", "preresnet_wl", 20, (_pct(0.3), _pct(0.8)))), plain_trunk=True),
-    "sss": MethodPlan("sss", "cifar/sparse-structure-selection", "sparse", False, 160, (
+    "sss": MethodPlan("sss", "cifar/sparse-structure-selection", "sparse", 160, (
         Model("resnet20", "resnet", "resnet", 20,
               tuple(Ratio(f"gamma{g:g}", {}, {"sss_gamma": g}) for g in SSS_GAMMAS), factor=2),),
         arch_options={"block_lambda": True}),
-    "ekg": MethodPlan("ekg", "cifar/ekg", "baseline", True, 160, (
+    "ekg": MethodPlan("ekg", "cifar/ekg", "baseline", 160, (
         Model("resnet20", "resnet", "resnet_ekg", 20, tuple(Ratio(f"k{k}", {"keep_flops": k}) for k in EKG_KEEP)),),
         prune_options=lambda cfg: {"bank_images": cfg["train_subset"], **EKG_SEARCH},
         finetune={"lr": 0.01, "schedule": []}, finetune_paper_epochs=100,
@@ -222,14 +221,16 @@ def finetune_epochs(method, epochs):
     return max(1, round(epochs * method.finetune_paper_epochs / method.paper_epochs))
 
 
-def trunk_key(call):
-    """What makes a plain trunk's run: its arguments and options but the method and --save (the seed is one)."""
+def trunk_key(call, plain):
+    """What makes a trunk's run: its arguments and options but --save (the seed is one); the method too, unless
+    the trunk is plain (any method's train.py trains the same run)."""
     d = json.loads(call.to_json())
     for part in d["args"] + [d["hparams"], d["options"]]:
         if part:
             part.pop("class")
             part["values"].pop("save", None)
-    return json.dumps({k: d[k] for k in ("stage", "args", "hparams", "options", "extra")}, sort_keys=True)
+    keys = ("stage", "args", "hparams", "options", "extra") + (() if plain else ("method",))
+    return json.dumps({k: d[k] for k in keys}, sort_keys=True)
 
 
 def plan(cfg, methods, models, seeds):
@@ -237,7 +238,7 @@ def plan(cfg, methods, models, seeds):
     out, e = from_root(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
     data_dir = from_root(cfg["data"]) if cfg.get("data") else None
     device = {"device": cfg["device"]} if cfg.get("device") else {}
-    steps, trained = [], {}  # trained: {trunk_key: folder} of the plain trunks planned so far
+    steps, trained = [], {}  # trained: {trunk_key: folder} of the trunks planned so far
     for seed in seeds:
         for name in methods:
             m = METHODS[name]
@@ -260,28 +261,21 @@ def plan(cfg, methods, models, seeds):
                 entry = model_entry(model.arch)
                 arch_options = {"width": cfg[model.width] * model.factor, **m.arch_options}
                 options = given(entry.options, **arch_options) if arch_options else None
-                shared = None
                 for ratio in model.ratios:
                     run = os.path.join(out, m.name, model.name, ratio.name, f"seed{seed}")
                     tag = f"{m.name}/{model.name}/{ratio.name}/seed{seed}"
                     trunk = os.path.join(run, m.trunk)
                     link = None
-                    if m.shared_trunk and shared is not None:
-                        link, trunk = (trunk, shared)
+                    own = {**(m.trunk_options(model, cfg) if m.trunk_options else {}), **ratio.trunk}
+                    call = Call("train", m.key, (given(stages.ModelArgs, arch=model.arch, depth=model.depth),
+                                                 data("train"), train("train", trunk, epochs=e, **m.lr, **schedule)),
+                                given(method.TrainHparams, **own), options)
+                    key = trunk_key(call, m.plain_trunk)
+                    if key in trained:  # an earlier ratio's, or another method's script's, very run
+                        link, trunk = (trunk, trained[key])
                     else:
-                        own = {**(m.trunk_options(model, cfg) if m.trunk_options else {}), **ratio.trunk}
-                        call = Call("train", m.key, (given(stages.ModelArgs, arch=model.arch, depth=model.depth),
-                                                     data("train"), train("train", trunk, epochs=e, **m.lr,
-                                                                          **schedule)),
-                                    given(method.TrainHparams, **own), options)
-                        key = trunk_key(call) if m.plain_trunk else None
-                        if key in trained:  # another method's script trains this very run
-                            link, trunk = (trunk, trained[key])
-                        else:
-                            steps.append(Step(f"{tag} {m.trunk}", "train", trunk, call))
-                            if key:
-                                trained[key] = trunk
-                        shared = trunk
+                        steps.append(Step(f"{tag} {m.trunk}", "train", trunk, call))
+                        trained[key] = trunk
                     pruned = os.path.join(run, "pruned")
                     ckpt = os.path.join(pruned, "pruned.pth.tar")
                     prune_args = given(stages.PruneArgs, model=os.path.join(trunk, "checkpoint.pth.tar"), save=pruned,
