@@ -126,7 +126,9 @@ EKG_KEEP = (0.6, 0.45)  # FLOPs kept (official counter); 0.45 is the official RE
 # EKG's search images at this scale: 32 warm-up and 16 search images per class (the official 256 and 32 would make
 # every search step cost more than a whole epoch of the study's training)
 EKG_SEARCH = {"subset_per_class": 32, "val_per_class": 16, "search_batch_size": 160}
-SSS_GAMMAS = (0.075, 0.1)  # SSS's --sss-gamma per ratio at ResNet-20 x0.5: 0.05 removes no block (docstring)
+SSS_GAMMAS = (0.075, 0.09)  # SSS's --sss-gamma per ratio at ResNet-20 x0.5: 0.05 removes no block (docstring)
+# slimming's PreResNet-20: a one-epoch linear warm-up from lr/8 to the recipe's 0.1 (see the docstring)
+WARMUP = {"warmup_epochs": 1, "warmup_from": 0.0125}
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -146,6 +148,7 @@ class Model:
     ratios: tuple
     width: str = "resnet_width"  # the scale key of its width factor: width (the VGGs') or resnet_width
     factor: float = 1.0          # x that width, for a row too narrow (or erratic) at the scale's own width
+    warmup: dict = field(default_factory=dict)  # a warm-up of its lr-0.1 runs (trunk, scratch), for an erratic row
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ METHODS = {
         plain_trunk=True),
     "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", 160, (
         Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.6)), width="width"),
-        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), factor=2)),
+        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), factor=2, warmup=WARMUP)),
         trunk_options=lambda model, cfg: {"sparsity_regularization": True, "s": slimming_s(model.arch, cfg)}),
     "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", 200, (
         Model("resnet20", "resnet", "resnet_sfp", 20,
@@ -267,8 +270,9 @@ def plan(cfg, methods, models, seeds):
                     trunk = os.path.join(run, m.trunk)
                     link = None
                     own = {**(m.trunk_options(model, cfg) if m.trunk_options else {}), **ratio.trunk}
+                    trunk_args = train("train", trunk, epochs=e, **m.lr, **schedule, **model.warmup)
                     call = Call("train", m.key, (given(stages.ModelArgs, arch=model.arch, depth=model.depth),
-                                                 data("train"), train("train", trunk, epochs=e, **m.lr, **schedule)),
+                                                 data("train"), trunk_args),
                                 given(method.TrainHparams, **own), options)
                     key = trunk_key(call, m.plain_trunk)
                     if key in trained:  # an earlier ratio's, or another method's script's, very run
@@ -296,7 +300,7 @@ def plan(cfg, methods, models, seeds):
                         steps.append(Step(f"{tag} scratch-{budget}", "train", save,
                                           Call("scratch", m.key,
                                                (given(stages.ScratchArgs, scratch=ckpt, budget=budget), data("scratch"),
-                                                train("scratch", save, epochs=e, **m.lr, **schedule)),
+                                                train("scratch", save, epochs=e, **m.lr, **schedule, **model.warmup)),
                                                method.ScratchHparams()),
                                           needs=[("prune", pruned)]))
     return steps

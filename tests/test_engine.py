@@ -512,3 +512,24 @@ def test_linear_lr_scaling_and_gradual_warm_up():
     assert lrs[0] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.25) and lrs[10] == pytest.approx(0.4)
     assert all(b > a for a, b in zip(lrs[:10], lrs[1:11]))  # rising every iteration of the warm-up
     assert lrs[19] == pytest.approx(0.4) and lrs[20] == pytest.approx(0.04)  # epoch 4: x0.1
+
+
+def test_warmup_from_starts_a_stage_at_that_lr_and_reaches_lr_after_the_warm_up(tmp_path):
+    """--warmup-from: epoch 1 starts at it, epoch 2 (after one warm-up epoch) at --lr; without it a warm-up starts at
+    --lr (Goyal et al.'s, for --lr-scale linear); without --warmup-epochs it is refused."""
+    from utils.checkpoint import load_checkpoint
+    from utils.errors import UserError
+    data = write_cifar(tmp_path / "data", n_train=64, n_test=32, seed=3)
+    tiny = ["--dataset", "cifar10", "--data", data, "--arch", "vgg", "--depth", "11", "--width", "0.125",
+            "--batch-size", "16", "--epochs", "3", "--schedule", "--lr", "0.1", "--no-progress", "--no-tensorboard"]
+    quiet = dict(log=lambda *a: None)
+    stage(L1_KEY, "train", tiny + ["--warmup-epochs", "1", "--warmup-from", "0.01", "--save", tmp_path / "w"], **quiet)
+    history = load_checkpoint(str(tmp_path / "w" / "checkpoint.pth.tar"))["history"]
+    assert [h["lr"] for h in history] == pytest.approx([0.01, 0.1, 0.1])
+    stage(L1_KEY, "train", tiny + ["--warmup-epochs", "1", "--lr-scale", "linear", "--lr-base-batch", "4",
+                                   "--save", tmp_path / "g"], **quiet)
+    history = load_checkpoint(str(tmp_path / "g" / "checkpoint.pth.tar"))["history"]
+    assert [h["lr"] for h in history] == pytest.approx([0.1, 0.4, 0.4])  # from --lr to --lr x 16/4
+    with pytest.raises(UserError, match="--warmup-from"):
+        stage(L1_KEY, "train", tiny + ["--warmup-from", "0.01", "--save", tmp_path / "n"], **quiet)
+    assert not (tmp_path / "n").exists()

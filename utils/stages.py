@@ -98,8 +98,11 @@ class TrainArgs:
                                 "linear scaling rule, for a batch other than the recipe's); none: --lr as given",
                        choices=["none", "linear"])
     lr_base_batch: int = hp(256, "the batch size --lr is meant for, with --lr-scale linear (ImageNet: 256)")
-    warmup_epochs: float = hp(0.0, "gradual warm-up: the LR rises linearly from --lr to the scaled LR over this many "
-                                   "epochs, per iteration (Goyal et al.: 5 with --lr-scale linear); 0 = none")
+    warmup_epochs: float = hp(0.0, "gradual warm-up: the LR rises linearly from --warmup-from to the (scaled) LR over "
+                                   "this many epochs, per iteration (Goyal et al.: 5 with --lr-scale linear); 0 = none")
+    warmup_from: Optional[float] = hp(None, "the LR the warm-up starts at (default: --lr, Goyal et al.'s; a lower one "
+                                            "warms up a net whose first epochs at --lr diverge, as He et al. do for "
+                                            "ResNet-110)")
     seed: int = hp(1, "random seed (init, data order, augmentation)")
     save: str = hp("./logs", "output folder")
     resume: Optional[str] = hp(None, "continue from this checkpoint (model, optimizer, scheduler, RNG and data "
@@ -201,6 +204,8 @@ def validate_train_args(args):
     if args.lr_base_batch < 1 or args.warmup_epochs < 0 or args.warmup_epochs >= args.epochs:
         raise UserError(f"--lr-base-batch {args.lr_base_batch} / --warmup-epochs {args.warmup_epochs}: the base batch "
                         f"must be at least 1, the warm-up at least 0 and shorter than --epochs {args.epochs}")
+    if args.warmup_from is not None and (not args.warmup_epochs or not args.warmup_from > 0):
+        raise UserError(f"--warmup-from {args.warmup_from}: needs --warmup-epochs above 0 and an LR above 0")
 
 
 def effective_lr(train_args, batch_size):
@@ -363,10 +368,11 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
         costs = model_costs(model)
         steps, gammas = lr_steps(train_args)
         lr = effective_lr(train_args, data_args.batch_size)
+        warmup_from = train_args.lr if train_args.warmup_from is None else train_args.warmup_from
         config = TrainConfig(epochs=train_args.epochs, lr=lr, momentum=train_args.momentum,
                              weight_decay=train_args.weight_decay, nesterov=train_args.nesterov,
                              milestones=steps, gammas=gammas, warmup_epochs=train_args.warmup_epochs,
-                             warmup_start_lr=train_args.lr,
+                             warmup_start_lr=warmup_from,
                              gamma=train_args.gamma, amp=train_args.amp, channels_last=train_args.channels_last,
                              compile=train_args.compile, progress=train_args.progress,
                              tensorboard=train_args.tensorboard)
@@ -378,10 +384,12 @@ def run_stage(make_model, data_args, train_args, *, method=None, stage=None, hoo
             trainer.load_state(resume_ckpt)
             log(f"resumed from {resume} at epoch {trainer.start_epoch}")
         held_out = f" ({val.labels.numel()} held out for selection)" if val is not None else ""
+        warm = (f", {train_args.warmup_epochs:g} warm-up epoch(s) from lr {warmup_from:g}"
+                if train_args.warmup_epochs else "")
         log(f"{name}: {model.spec.arch}-{model.spec.depth} on {info.name} ({train.labels.numel()} train{held_out} / "
             f"{test.labels.numel()} test images), {costs['params']:,} params, {costs['flops']:,} FLOPs, "
             f"{train_args.epochs} epochs, lr {lr}{' (linearly scaled)' if lr != train_args.lr else ''}"
-            f"{f', {train_args.warmup_epochs:g} warm-up epochs' if train_args.warmup_epochs else ''}, "
+            f"{warm}, "
             f"milestones {config.milestones}, "
             f"device {dinfo.device}, {dinfo.world_size} process(es)")
         start = time.time()
