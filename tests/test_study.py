@@ -29,7 +29,7 @@ SETTINGS = [
     ("regression-pruning", "resnet20", ["p0.5"], "baseline", True),
     ("weight-level", "vgg11_bn", ["p0.3", "p0.8"], "baseline", True),
     ("weight-level", "preresnet20", ["p0.3", "p0.8"], "baseline", True),
-    ("sss", "resnet20", ["gamma0.075", "gamma0.1"], "sparse", False),
+    ("sss", "resnet20", ["gamma0.075", "gamma0.09"], "sparse", False),
     ("ekg", "resnet20", ["k0.6", "k0.45"], "baseline", True),
 ]
 # plain trunks trained by an earlier method: (method, model) -> (that method, its ratio folder)
@@ -123,11 +123,18 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
     assert flag(sfp, "--width") == "0.25"  # the ResNets at --resnet-width, slimming's PreResNet at twice that
     assert flag(pre, "--width") == "0.5"
+    # slimming's PreResNet-20 warms up in its lr-0.1 runs (trunk, scratch), and no other run does
+    warm = {str(out / "network-slimming" / "preresnet20" / p / f"seed{k}" / run) for p in ("p0.4", "p0.6")
+            for k in (1, 2, 3) for run in ("scratch-E", "scratch-B")}
+    warm |= {str(out / "network-slimming" / "preresnet20" / "p0.4" / f"seed{k}" / "sparse") for k in (1, 2, 3)}
+    assert {save for save, argv in commands.items() if "--warmup-epochs" in argv} == warm
+    assert all(flag(commands[w], "--warmup-epochs") == "1" and flag(commands[w], "--warmup-from") == "0.0125"
+               for w in warm)
     b = out / "l1-norm" / "resnet56" / "B" / "seed2"
     assert flag(commands[str(b / "pruned")], "--variant") == "B"
     assert f"# {b / 'baseline'} -> {out / 'l1-norm' / 'resnet56' / 'A' / 'seed2' / 'baseline'} (shared trunk)" \
         in comments
-    for gamma in ("0.075", "0.1"):  # one SSS trunk per gamma, with block lambdas, at twice the ResNet width
+    for gamma in ("0.075", "0.09"):  # one SSS trunk per gamma, with block lambdas, at twice the ResNet width
         sss = commands[str(out / "sss" / "resnet20" / f"gamma{gamma}" / "seed1" / "sparse")]
         assert flag(sss, "--sss-gamma") == gamma and "--block-lambda" in sss and flag(sss, "--arch") == "resnet"
         assert flag(sss, "--width") == "0.5"
