@@ -902,7 +902,7 @@ class EKGRule:
         """The fine-tune without the memory bank is its own run ("finetune-ce"), beside the paper's three."""
         if stage.stage == "finetune" and stage.hparams.knowledge == "off":
             return "finetune-ce"
-        return "baseline" if stage.stage == "train" else stage.stage
+        return super().stage_name(stage)
 
     def _knowledge(self, stage):
         return stage.stage == "finetune" and stage.hparams.knowledge == "on"

@@ -143,9 +143,19 @@ class Method:
                             f"not {spec.arch}-{spec.depth}")
 
     # ------------------------------------------------------------ stage hooks: one StageContext each
+    penalized_run = "sparsity"  # train.py's run under the method's own penalty (trains_penalized) is named so
+
+    def trains_penalized(self, stage):
+        """Whether train.py trains under the method's own penalty (a sparsity term, soft pruning), not plainly."""
+        return False
+
     def stage_name(self, stage):
-        """The run's name in its records (train.py: 'baseline' unless the method trains its own way)."""
-        return "baseline" if stage.stage == "train" else stage.stage
+        """The run's name in its records: train.py's is 'baseline', or ``penalized_run`` when it trains under the
+        method's penalty, since the convergence check of a study (utils.results.check_convergence) holds only plain
+        baselines to its accuracy bar; the other stages are named by the stage."""
+        if stage.stage == "train":
+            return self.penalized_run if self.trains_penalized(stage) else "baseline"
+        return stage.stage
 
     def validate(self, stage):
         """Check the stage's options before anything is written (raise UserError)."""

@@ -71,14 +71,6 @@ class SparsityArgs:
             raise UserError(f"--s {self.s}: the sparsity rate must not be negative")
 
 
-def stage_name(stage):
-    """A network trained with the sparsity penalty is the 'sparsity' run, not a plain 'baseline': the convergence
-    check of a study (utils.results.check_convergence) holds only plain baselines to its accuracy bar."""
-    if stage.stage == "train":
-        return "sparsity" if stage.hparams.sparsity_regularization else "baseline"
-    return stage.stage
-
-
 @dataclass
 class SlimmingArgs:
     percent: float = hp(0.5, "fraction of all BN channels below the global threshold, in (0, 1) "

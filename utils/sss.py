@@ -285,13 +285,9 @@ class SSSRule(ChannelMethod):
         if not gamma >= 0:
             raise UserError(f"--sss-gamma {gamma}: must not be negative")
 
-    def stage_name(self, stage):
-        """The network trained under the L1 penalty on its block lambdas is the 'sparsity' run, not a plain
-        'baseline' (see utils.slimming.stage_name)."""
-        if stage.stage == "train":
-            penalized = lambda_parameters(stage.model) and stage.hparams.sss_gamma > 0
-            return "sparsity" if penalized else "baseline"
-        return stage.stage
+    def trains_penalized(self, stage):
+        """Under the L1 penalty on its block lambdas."""
+        return bool(lambda_parameters(stage.model)) and stage.hparams.sss_gamma > 0
 
     def optimizer(self, stage):
         if not lambda_parameters(stage.model):

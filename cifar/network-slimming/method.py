@@ -2,8 +2,7 @@
 then one global threshold on them (the rule: utils/slimming.py, shared with imagenet/network-slimming)."""
 from models import model_entry
 from utils.methods import ChannelMethod, register_method
-from utils.slimming import (BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model, select,
-                            stage_name)
+from utils.slimming import BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model, select
 
 
 @register_method
@@ -19,8 +18,8 @@ class NetworkSlimming(ChannelMethod):
     # the paper's settings (reference READMEs), for the run scripts and the study
     sparsity = {"vgg_slim": 1e-4, "preresnet": 1e-5, "densenet": 1e-5}
 
-    def stage_name(self, stage):
-        return stage_name(stage)
+    def trains_penalized(self, stage):
+        return stage.hparams.sparsity_regularization
 
     def train_hooks(self, stage):
         hp_ = stage.hparams

@@ -328,10 +328,11 @@ class SFP(ChannelMethod):
                 "scratch": {"save": "./logs/sfp/scratch", **RECIPE}}
     defaults_when = {"train": {"pretrained": {"lr": PRETRAINED_LR}}}  # the README's command from a trained model
 
-    def stage_name(self, stage):
-        if stage.stage == "train":
-            return "baseline" if stage.hparams.rate == 1 else "sfp"
-        return stage.stage
+    penalized_run = "sfp"
+
+    def trains_penalized(self, stage):
+        """Soft pruning at a rate below 1."""
+        return stage.hparams.rate != 1
 
     def validate(self, stage):
         if stage.stage == "train":

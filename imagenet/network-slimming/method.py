@@ -17,7 +17,7 @@ from utils.errors import UserError
 from utils.methods import ChannelMethod, register_method
 from utils.recipes import IMAGENET_FINETUNE, IMAGENET_TRAIN, budget_preview, capped_budget
 from utils.slimming import (BN_ALL, BNSparsity, SlimmingArgs, SparsityArgs, check_source, describe, masked_model,
-                            select, stage_name)
+                            select)
 
 
 class BNGradZero(Hook):
@@ -54,8 +54,8 @@ class ImageNetSlimming(ChannelMethod):
                 "finetune": {**IMAGENET_FINETUNE, "epochs": 5},
                 "scratch": dict(IMAGENET_TRAIN)}
 
-    def stage_name(self, stage):
-        return stage_name(stage)
+    def trains_penalized(self, stage):
+        return stage.hparams.sparsity_regularization
 
     def validate(self, stage):
         if stage.stage.startswith("scratch") and (stage.source or {}).get("mask_implementation"):
