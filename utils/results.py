@@ -439,11 +439,13 @@ def family_filename(family):
     return "_".join(str(p).replace("/", "-").replace(" ", "") for p in family) + ".png"
 
 
-def write_outputs(rows, out, metric, plot=True):
+def write_outputs(rows, out, metric, plot=True, document=None):
+    """results.md (``document``, or the table alone), results.csv, comparison.md and the plots into ``out``; their
+    paths, results.md first."""
     from utils.checkpoint import _atomic_write
     os.makedirs(out, exist_ok=True)
     written = []
-    for name, text in (("results.md", markdown(rows, metric)), ("results.csv", csv_text(rows)),
+    for name, text in (("results.md", document or markdown(rows, metric)), ("results.csv", csv_text(rows)),
                        ("comparison.md", comparison(rows))):
         path = os.path.join(out, name)
         _atomic_write(path, lambda f, t=text: f.write(t.encode()))

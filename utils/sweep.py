@@ -400,16 +400,14 @@ def write_table(out, header, metric, plot=True, footer=None):
     """The collector's table (and plots) of the runs under ``out`` into OUT/results, results.md headed by
     ``header`` (a study's scale and wall time), then the scratch vs fine-tuned comparison and ``footer(rows)`` if
     given; printed too. The rows, or None before any pruned model exists."""
-    from utils.checkpoint import _atomic_write
     from utils.results import collect as collect_rows, comparison, markdown, write_outputs
     rows = collect_rows([out], metric)
     if not rows:
         print("no pruned model finished yet: no table")
         return None
-    written = write_outputs(rows, os.path.join(out, "results"), metric, plot)
     after = footer(rows) if footer else ""
     table = markdown(rows, metric) + "\n" + comparison(rows) + (f"\n{after}" if after else "")
-    _atomic_write(written[0], lambda f: f.write((header + "\n" + table).encode()))
+    written = write_outputs(rows, os.path.join(out, "results"), metric, plot, document=header + "\n" + table)
     print("\n" + table)
     for path in written:
         print(f"wrote {path}")
