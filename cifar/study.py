@@ -267,6 +267,7 @@ def plan(cfg, methods, models, seeds):
             for model in m.models:
                 if models and model.family not in models and model.name not in models:
                     continue
+                recipe = {"epochs": e, **m.lr, **schedule, **model.warmup}  # the trunk's and the scratch runs'
                 entry = model_entry(model.arch)
                 arch_options = {"width": cfg[model.width] * model.factor, **m.arch_options}
                 options = given(entry.options, **arch_options) if arch_options else None
@@ -276,7 +277,7 @@ def plan(cfg, methods, models, seeds):
                     trunk = os.path.join(run, m.trunk)
                     link = None
                     own = {**(m.trunk_options(model, cfg) if m.trunk_options else {}), **ratio.trunk}
-                    trunk_args = train("train", trunk, epochs=e, **m.lr, **schedule, **model.warmup)
+                    trunk_args = train("train", trunk, **recipe)
                     call = Call("train", m.key, (given(stages.ModelArgs, arch=model.arch, depth=model.depth),
                                                  data("train"), trunk_args),
                                 given(method.TrainHparams, **own), options)
@@ -306,7 +307,7 @@ def plan(cfg, methods, models, seeds):
                         steps.append(Step(f"{tag} scratch-{budget}", "train", save,
                                           Call("scratch", m.key,
                                                (given(stages.ScratchArgs, scratch=ckpt, budget=budget), data("scratch"),
-                                                train("scratch", save, epochs=e, **m.lr, **schedule, **model.warmup)),
+                                                train("scratch", save, **recipe)),
                                                method.ScratchHparams()),
                                           needs=[("prune", pruned)]))
     return steps
