@@ -94,7 +94,10 @@ this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stag
 outermost, each once its input is finished. A failed stage stops the study (its log's last lines are shown;
 --keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md (this scale,
 then the table, scratch against fine-tuned paired by seed, and the convergence check), results.csv, one PNG per
-(model, method), and the total wall time.
+(model, method), and the total wall time. --export DEST runs nothing and adds OUT's finished rows (one method's
+model, every ratio and seed) to DEST, the committed copy of the study (its records without checkpoints, the
+invocations in DEST/study.json, DEST/results regenerated from every row there), so a study longer than one sitting
+is committed row by row (cifar/README.md).
 
 The study prints each stage's time as it finishes and the total at the end (also in the table's header).
 """
@@ -359,14 +362,17 @@ def _interrupted(_signum, _frame):
     raise KeyboardInterrupt  # a plain kill stops the stages and keeps the record, as Ctrl-C does
 
 
-def wall_note(invocations):
-    """The study's wall time: over the invocations that ran something (a rerun that only collects adds 0 s)."""
+def wall_note(invocations, this=True):
+    """The study's wall time: over the invocations that ran something (a rerun that only collects adds 0 s);
+    ``this``: and the last invocation's."""
     working = [i for i in invocations if i.get("steps_run")]
     total = sum(i["wall_s"] for i in working)
-    this = invocations[-1] if invocations else {"wall_s": 0, "steps_run": 0}
     note = (f"wall time {duration(total)} over {len(working)} invocation(s) that ran steps" if working
             else "no invocation ran a step yet")
-    return note + (f" (this one: {duration(this['wall_s'])}, {this['steps_run']} step(s))" if this["steps_run"]
+    if not this:
+        return note
+    last = invocations[-1] if invocations else {"wall_s": 0, "steps_run": 0}
+    return note + (f" (this one: {duration(last['wall_s'])}, {last['steps_run']} step(s))" if last["steps_run"]
                    else " (this one only collected the table)")
 
 
@@ -378,7 +384,7 @@ def warmup_note():
                    f"diverged)." for row, w in rows)
 
 
-def header(cfg, seeds, wall, trained, argv):
+def header(cfg, seeds, wall, trained, argv, which="in this invocation"):
     images = cfg["train_subset"] or TRAIN_SIZES[cfg["dataset"]]
     e = cfg["epochs"]
     return "\n".join([
@@ -389,7 +395,7 @@ def header(cfg, seeds, wall, trained, argv):
         f"{finetune_epochs(METHODS['l1-norm'], e)} epoch(s) at lr 0.001 (40/160 of E; SFP "
         f"{finetune_epochs(METHODS['sfp'], e)}, 40/200; EKG {finetune_epochs(METHODS['ekg'], e)} at lr 0.01 with its "
         f"memory bank, 100/160), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs "
-        f"ratio) epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} in this invocation. "
+        f"ratio) epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} {which}. "
         f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x {cfg['slimming_s_scale']:g} "
         f"(= {slimming_s('vgg_slim', cfg):g} / {slimming_s('preresnet', cfg):g}; the paper's s barely moves the BN "
         f"scales in a few thousand SGD steps). SFP: LR milestones "
@@ -443,6 +449,89 @@ def collect(cfg, seeds, wall, argv, plot, metric):
                        footer=lambda rows: convergence_note(rows, cfg, seeds))
 
 
+# ------------------------------------------------------------------------------------------- export
+def export(cfg, methods, models, seeds, dest, argv, plot, metric):
+    """Add --out's finished rows to DEST, the committed copy of a study (new or empty, or an earlier export at the
+    same scale): the records (summary.json, prune.json, log.txt; no checkpoint) and shared-trunk links of every
+    (method, model) whose steps have all finished for ``seeds``, the invocations of OUT/study.json (so the wall
+    time counts every part), and DEST/results regenerated from all of DEST's rows. A row already in DEST is left
+    as it is when its records are the same, and refused when they differ; an unfinished row is left out. A study
+    too long for one machine session can so be run in parts, each part's rows committed as they finish.
+    Returns (rows added, rows already there, rows left out unfinished)."""
+    from utils.checkpoint import save_json
+    from utils.sweep import copy_records, records_of
+    out = os.path.join(ROOT, from_root(cfg["out"]))  # the plan's paths are relative to the repo root
+    check_scale(cfg, dry_run=True)  # the flags must name OUT's scale: the header describes the rows with them
+    try:
+        with open(os.path.join(out, "study.json")) as f:
+            record = json.load(f)
+        record["scale"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"--out {cfg['out']}: no readable study.json, not a study folder") from None
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise UserError(f"--export {dest}: exists and is not a folder")
+    published = {"scale": record["scale"], "created": record.get("created"), "invocations": []}
+    if os.path.isfile(os.path.join(dest, "study.json")):
+        try:
+            with open(os.path.join(dest, "study.json")) as f:
+                published = json.load(f)
+            same = published["scale"] == record["scale"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"--export {dest}: its study.json is unreadable") from None
+        if not same:
+            raise UserError(f"--export {dest}: holds a study at another scale; export into a new folder")
+    elif os.path.isdir(dest) and os.listdir(dest):
+        raise UserError(f"--export {dest}: has files but no study.json, not a study's export; remove it first (its "
+                        f"records would mix with these)")
+    runs = os.path.join(dest, "runs")
+    added, there, unfinished = {}, [], []
+    for name in methods:
+        for model in METHODS[name].models:
+            if models and model.family not in models and model.name not in models:
+                continue
+            row = os.path.join(name, model.name)
+            done = [finished(s.kind, os.path.join(ROOT, s.save)) for s in plan(cfg, [name], {model.name}, seeds)]
+            if not all(done):
+                if any(done):
+                    unfinished.append(row)
+                continue
+            mine = records_of(os.path.join(out, row))
+            if os.path.lexists(os.path.join(runs, row)):
+                if records_of(os.path.join(runs, row)) != mine:
+                    raise UserError(f"--export {dest}: {row} is there with other records (another run of that row); "
+                                    f"remove it there first, or leave the row out (--methods, --models)")
+                there.append(row)
+            else:
+                added[row] = mine
+    for row, mine in added.items():  # a link to another method's trunk (a plain trunk) must resolve in DEST too
+        for rel, value in mine.items():
+            if isinstance(value, tuple):
+                target = os.path.relpath(os.path.normpath(os.path.join(out, row, os.path.dirname(rel), value[1])), out)
+                owner = os.path.join(*target.split(os.sep)[:2])
+                if owner not in added and not os.path.lexists(os.path.join(runs, owner)):
+                    raise UserError(f"--export {dest}: {row} uses the trunk {target}, whose row {owner} is neither "
+                                    f"finished in --out nor in {dest}")
+    os.makedirs(dest, exist_ok=True)
+    for row, mine in added.items():
+        copy_records(mine, os.path.join(runs, row))
+    known = {i["started"]: n for n, i in enumerate(published["invocations"])}
+    for invocation in record.get("invocations", []):  # the same invocation exported again: its later state
+        if invocation["started"] in known:
+            published["invocations"][known[invocation["started"]]] = invocation
+        else:
+            published["invocations"].append(invocation)
+    published["invocations"].sort(key=lambda i: i["started"])
+    save_json(published, os.path.join(dest, "study.json"))
+    if os.path.isdir(runs):
+        shown_argv = [a for n, a in enumerate(argv) if a != "--export" and not a.startswith("--export=")
+                      and (n == 0 or argv[n - 1] != "--export")]
+        write_table(runs, header(cfg, seeds, wall_note(published["invocations"], this=False), trained_time(runs),
+                                 shown_argv, which="for every row"),
+                    metric, plot, footer=lambda rows: convergence_note(rows, cfg, seeds),
+                    results=os.path.join(dest, "results"))
+    return sorted(added), there, unfinished
+
+
 # ------------------------------------------------------------------------------------------- CLI
 def parse_args(argv):
     p = OneLineParser(prog="study.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -488,9 +577,11 @@ def parse_args(argv):
     p.add_argument("--verbose", action="store_true", help="show every stage's output (always in SAVE/log.txt)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run and write nothing")
     p.add_argument("--export", metavar="DEST",
-                   help="run nothing: copy --out's run records (summary.json, prune.json, log.txt; no checkpoints), "
-                        "study.json and results/ into DEST (new or empty) to commit them, e.g. "
-                        "cifar/study_results/fashionmnist")
+                   help="run nothing: add --out's finished rows (every seed of a method's model done) to DEST, e.g. "
+                        "cifar/study_results/fashionmnist, to commit them: their run records (summary.json, "
+                        "prune.json, log.txt; no checkpoints), OUT's invocations in DEST/study.json, and "
+                        "DEST/results regenerated from every row in DEST. DEST: new, empty, or an earlier export at "
+                        "the same scale (a study run in parts); a row there with other records is refused")
     args = p.parse_args(argv)
 
     base = QUICK if args.quick else DEFAULTS
@@ -536,9 +627,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args, cfg, methods, models, seeds = parse_args(argv)
     if args.export:
-        from utils.sweep import export_records
-        n = export_records(cfg["out"], args.export)
-        print(f"study: {n} file(s) of {cfg['out']} copied to {args.export}")
+        added, there, unfinished = export(cfg, methods, models, seeds, args.export, argv, args.plot, args.metric)
+        print(f"study: {len(added)} row(s) added to {args.export} ({', '.join(added) or 'none'}); "
+              f"{len(there)} already there; {len(unfinished)} unfinished, left out ({', '.join(unfinished) or 'none'})")
         return 0
     if args.plot and not args.dry_run:
         import importlib.util

@@ -394,6 +394,28 @@ def test_readme_study_table_is_the_collector_output_of_the_committed_runs():
     assert images and all((ROOT / image).is_file() for image in images), images
 
 
+def test_every_committed_row_converged_on_three_seeds_and_no_record_names_a_machine_path():
+    """The published study's own records meet the conditions its conclusions need (utils.results.check_convergence,
+    the study's footer): every trunk flat over the last quarter of its epochs, every plainly trained one at least
+    88%, every column three runs with a sample std under 1.5 points; and no summary.json or prune.json holds an
+    absolute path (the records are committed: paths are relative to the run tree)."""
+    from utils.results import check_convergence, collect
+    rows = collect([str(PUBLISHED / "runs")], "best")
+    assert rows
+    assert check_convergence(rows, bar=0.88, tolerance=0.005, max_std=0.015, runs=3) == []
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+    records = [p for name in ("summary.json", "prune.json") for p in (PUBLISHED / "runs").rglob(name)]
+    assert records
+    absolute = [(str(p), s) for p in records for s in strings(json.loads(p.read_text())) if os.path.isabs(s)]
+    assert absolute == []
+
+
 @pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="needs Debian's dataset-fashion-mnist")
 def test_a_killed_study_keeps_its_time_and_steps_and_the_next_one_goes_on(tmp_path):
     """OUT/study.json is brought up to date after every step, and a plain kill (SIGTERM) stops the stages and
@@ -432,44 +454,109 @@ def test_a_killed_study_keeps_its_time_and_steps_and_the_next_one_goes_on(tmp_pa
     assert "over 2 invocation(s) that ran steps" in md
 
 
-def test_export_copies_the_records_the_collector_reads_and_refuses_to_mix(tmp_path):
-    """--export DEST: every summary.json / prune.json / log.txt, the shared trunks' links, study.json and results/,
-    no checkpoint; the copy collects to the same table; a DEST with files in it is refused."""
-    from utils.results import collect, markdown
-    from utils.sweep import export_records
-    out = tmp_path / "study"
-    seed = out / "l1-norm" / "resnet56" / "A" / "seed1"
-    for stage, rec in (("baseline", {"stage": "baseline", "best_prec1": 0.9, "final_prec1": 0.9, "arch": "resnet",
-                                     "depth": 56, "dataset": "fashionmnist", "prec1_history": [0.8, 0.9, 0.9]}),
-                       ("finetune", {"stage": "finetune", "best_prec1": 0.89, "final_prec1": 0.89,
-                                     "source": os.path.join("..", "pruned", "pruned.pth.tar")})):
-        (seed / stage).mkdir(parents=True)
-        (seed / stage / "summary.json").write_text(json.dumps(rec))
-        (seed / stage / "log.txt").write_text("epoch 1\n")
-        (seed / stage / "checkpoint.pth.tar").write_bytes(b"weights")
-    (seed / "pruned").mkdir()
-    (seed / "pruned" / "prune.json").write_text(json.dumps({"method": "l1-norm", "variant": "A", "arch": "resnet",
-                                                            "depth": 56, "dataset": "fashionmnist",
-                                                            "source": os.path.join("..", "baseline",
-                                                                                   "checkpoint.pth.tar")}))
-    (seed / "pruned" / "pruned.pth.tar").write_bytes(b"weights")
-    b = out / "l1-norm" / "resnet56" / "B" / "seed1"
-    b.mkdir(parents=True)
-    os.symlink(os.path.join("..", "..", "A", "seed1", "baseline"), b / "baseline", target_is_directory=True)
-    (out / "study.json").write_text(json.dumps({"scale": {"epochs": 3}}))
-    (out / "results").mkdir()
-    (out / "results" / "results.md").write_text("| table |\n")
+QUICK_SCALE = {"dataset": "fashionmnist", "epochs": 2, "train_subset": 256, "test_subset": 256, "width": 0.125,
+               "resnet_width": 0.25, "slimming_s_scale": 10}
 
-    dest = tmp_path / "published"
-    assert export_records(str(out), str(dest)) == 7  # 2 x (summary, log) + prune.json + results.md + study.json
+
+def _finished_row(out, model, ratios, acc, skip=()):
+    """A finished l1-norm row of the --quick plan (seed 1), records only: the trunk under the first ratio, the
+    others linked to it, as the study lays them out; a stage in ``skip`` is left unfinished."""
+    arch, depth = {"vgg16": ("vgg", 16), "resnet56": ("resnet", 56)}[model]
+    first = out / "l1-norm" / model / ratios[0] / "seed1"
+    for n, ratio in enumerate(ratios):
+        seed = out / "l1-norm" / model / ratio / "seed1"
+        seed.mkdir(parents=True)
+        if n:
+            os.symlink(os.path.join("..", "..", ratios[0], "seed1", "baseline"), seed / "baseline",
+                       target_is_directory=True)
+        else:
+            (seed / "baseline").mkdir()
+            (seed / "baseline" / "summary.json").write_text(json.dumps(
+                {"stage": "baseline", "best_prec1": acc, "final_prec1": acc, "arch": arch, "depth": depth,
+                 "dataset": "fashionmnist", "prec1_history": [acc - 0.1, acc], "seed": 1}))
+            (seed / "baseline" / "checkpoint.pth.tar").write_bytes(b"weights")
+        (seed / "pruned").mkdir()
+        (seed / "pruned" / "prune.json").write_text(json.dumps(
+            {"method": "l1-norm", "variant": ratio, "arch": arch, "depth": depth, "dataset": "fashionmnist",
+             "source": os.path.relpath(first / "baseline" / "checkpoint.pth.tar", seed / "pruned")}))
+        (seed / "pruned" / "pruned.pth.tar").write_bytes(b"weights")
+        for stage in ("finetune", "scratch-E", "scratch-B"):
+            if (ratio, stage) in skip:
+                continue
+            (seed / stage).mkdir()
+            (seed / stage / "summary.json").write_text(json.dumps(
+                {"stage": stage, "best_prec1": acc - 0.01, "final_prec1": acc - 0.01, "seed": 1,
+                 "source": os.path.join("..", "pruned", "pruned.pth.tar")}))
+            (seed / stage / "log.txt").write_text(f"{stage}\n")
+
+
+def _study_json(out, *invocations, scale=QUICK_SCALE):
+    (out / "study.json").write_text(json.dumps({"scale": scale, "invocations": [
+        {"started": started, "wall_s": wall, "steps_run": 5} for started, wall in invocations]}))
+
+
+def test_export_adds_finished_rows_to_the_committed_study_and_refuses_to_mix(tmp_path):
+    """--export DEST: a study run in parts is committed row by row. Only rows whose every step finished are
+    copied (records and the shared trunks' links, no checkpoint); exporting again adds the rows finished since,
+    keeps the ones already there, merges the invocations into DEST/study.json (the wall time counts every part)
+    and regenerates DEST/results from every row; a row there with other records, DEST at another scale, or a
+    DEST that is not an export is refused with one line, DEST untouched."""
+    from utils.results import collect, markdown
+    out, dest = tmp_path / "study", tmp_path / "published"
+    export = [STUDY, "--quick", "--out", out, "--methods", "l1-norm", "--no-plot", "--export", dest]
+    _finished_row(out, "vgg16", ["A"], 0.9)
+    _finished_row(out, "resnet56", ["A", "B"], 0.8, skip={("B", "scratch-B")})
+    _study_json(out, ("2026-11-30 06:00:00", 600.0))
+    proc = run(export)
+    assert "1 row(s) added" in proc.stdout and "(l1-norm/vgg16)" in proc.stdout, proc.stdout
+    assert "1 unfinished, left out (l1-norm/resnet56)" in proc.stdout, proc.stdout
     runs = dest / "runs"
-    assert not list(dest.rglob("*.pth.tar"))
+    assert sorted(str(p.relative_to(runs)) for p in runs.rglob("*") if p.is_file()) == sorted(
+        f"l1-norm/vgg16/A/seed1/{f}" for f in ("baseline/summary.json", "pruned/prune.json", "finetune/summary.json",
+                                               "finetune/log.txt", "scratch-E/summary.json", "scratch-E/log.txt",
+                                               "scratch-B/summary.json", "scratch-B/log.txt"))
+    md = (dest / "results" / "results.md").read_text()
+    assert "wall time 10.0 min over 1 invocation(s) that ran steps" in md and "seeds 1 for every row" in md
+    assert "--export" not in md
+
+    # the part that finishes the ResNet row: the same invocation went on, then a second one
+    (out / "l1-norm" / "resnet56" / "B" / "seed1" / "scratch-B").mkdir()
+    (out / "l1-norm" / "resnet56" / "B" / "seed1" / "scratch-B" / "summary.json").write_text(json.dumps(
+        {"stage": "scratch-B", "best_prec1": 0.81, "final_prec1": 0.81, "seed": 1,
+         "source": os.path.join("..", "pruned", "pruned.pth.tar")}))
+    _study_json(out, ("2026-11-30 06:00:00", 900.0), ("2026-11-30 09:00:00", 300.0))
+    proc = run(export)
+    assert "1 row(s) added" in proc.stdout and "(l1-norm/resnet56)" in proc.stdout and "1 already there" in proc.stdout
     assert os.readlink(runs / "l1-norm" / "resnet56" / "B" / "seed1" / "baseline") == \
         os.path.join("..", "..", "A", "seed1", "baseline")
-    assert (dest / "results" / "results.md").read_text() == "| table |\n" and (dest / "study.json").is_file()
-    assert markdown(collect([str(runs)], "best"), "best") == markdown(collect([str(out)], "best"), "best")
+    assert not list(dest.rglob("*.pth.tar"))
+    assert [i["wall_s"] for i in json.loads((dest / "study.json").read_text())["invocations"]] == [900.0, 300.0]
+    md = (dest / "results" / "results.md").read_text()
+    assert "wall time 20.0 min over 2 invocation(s) that ran steps" in md
+    rows = collect([str(runs)], "best")
+    assert len(rows) == 3 and all(r["scratch-B"] for r in rows.values())
+    assert _table_lines(md) == _table_lines(markdown(rows, "best")) == _table_lines(
+        markdown(collect([str(out)], "best"), "best"))
 
-    proc = run([STUDY, "--out", out, "--export", dest], check=False)
+    # a second study's other run of a row that is there: refused, nothing written
+    other = tmp_path / "other"
+    _finished_row(other, "vgg16", ["A"], 0.7)
+    _study_json(other, ("2026-12-01 06:00:00", 60.0))
+    before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    proc = run([STUDY, "--quick", "--out", other, "--methods", "l1-norm", "--export", dest], check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        f"study.py: error: --export {dest}: exists and is not an empty folder; remove it first (its records would "
-        f"mix with these)"], proc.stderr
+        f"study.py: error: --export {dest}: l1-norm/vgg16 is there with other records (another run of that row); "
+        f"remove it there first, or leave the row out (--methods, --models)"], proc.stderr
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before
+
+    _study_json(other, ("2026-12-01 06:00:00", 60.0), scale={**QUICK_SCALE, "epochs": 3})
+    proc = run([STUDY, "--quick", "--epochs", "3", "--out", other, "--export", dest], check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"study.py: error: --export {dest}: holds a study at another scale; export into a new folder"], proc.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "table.md").write_text("| table |\n")
+    proc = run([STUDY, "--quick", "--epochs", "3", "--out", other, "--export", tmp_path / "notes"], check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"study.py: error: --export {tmp_path / 'notes'}: has files but no study.json, not a study's export; remove "
+        f"it first (its records would mix with these)"], proc.stderr
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before

@@ -396,10 +396,10 @@ def from_root(path):
     return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
 
 
-def write_table(out, header, metric, plot=True, footer=None):
-    """The collector's table (and plots) of the runs under ``out`` into OUT/results, results.md headed by
-    ``header`` (a study's scale and wall time), then the scratch vs fine-tuned comparison and ``footer(rows)`` if
-    given; printed too. The rows, or None before any pruned model exists."""
+def write_table(out, header, metric, plot=True, footer=None, results=None):
+    """The collector's table (and plots) of the runs under ``out`` into ``results`` (default OUT/results),
+    results.md headed by ``header`` (a study's scale and wall time), then the scratch vs fine-tuned comparison and
+    ``footer(rows)`` if given; printed too. The rows, or None before any pruned model exists."""
     from utils.results import collect as collect_rows, comparison, markdown, write_outputs
     rows = collect_rows([out], metric)
     if not rows:
@@ -407,7 +407,8 @@ def write_table(out, header, metric, plot=True, footer=None):
         return None
     after = footer(rows) if footer else ""
     table = markdown(rows, metric) + "\n" + comparison(rows) + (f"\n{after}" if after else "")
-    written = write_outputs(rows, os.path.join(out, "results"), metric, plot, document=header + "\n" + table)
+    written = write_outputs(rows, results or os.path.join(out, "results"), metric, plot,
+                            document=header + "\n" + table)
     print("\n" + table)
     for path in written:
         print(f"wrote {path}")
@@ -417,37 +418,38 @@ def write_table(out, header, metric, plot=True, footer=None):
 RECORDS = ("summary.json", "prune.json", "log.txt")  # what a published study keeps of each run (no checkpoints)
 
 
-def export_records(out, dest):
-    """Copy a study's run records (every stage's summary.json, prune.json and log.txt, the shared trunks' relative
-    symlinks), its study.json and its results/ (table, CSV, plots) from ``out`` into ``dest`` (runs/ holds the
-    records), for committing: the collector reads the copy as it reads the original. ``dest`` must not exist or
-    be empty. Returns the number of files copied."""
-    import shutil
-    from utils.errors import UserError
-    if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-        raise UserError(f"--export {dest}: exists and is not an empty folder; remove it first (its records would "
-                        f"mix with these)")
-    if not os.path.isfile(os.path.join(out, "study.json")):
-        raise UserError(f"--out {out}: no study.json, not a study folder")
-    runs, copied = os.path.join(dest, "runs"), 0
-    for folder, dirs, files in os.walk(out):
-        rel = os.path.relpath(folder, out)
-        if rel.split(os.sep)[0] == "results":
+def records_of(folder, skip=()):
+    """The records under ``folder`` (relative path -> bytes) and its shared trunks' links (relative path ->
+    ('link', target)), leaving out the top-level folders in ``skip``."""
+    found = {}
+    for here, dirs, files in os.walk(folder):
+        rel = os.path.relpath(here, folder)
+        if rel.split(os.sep)[0] in skip:
             continue
         for d in dirs:
-            if os.path.islink(os.path.join(folder, d)):  # a shared trunk: the same relative link
-                os.makedirs(os.path.join(runs, rel), exist_ok=True)
-                os.symlink(os.readlink(os.path.join(folder, d)), os.path.join(runs, rel, d), target_is_directory=True)
+            if os.path.islink(os.path.join(here, d)):  # os.walk does not follow it
+                found[os.path.normpath(os.path.join(rel, d))] = ("link", os.readlink(os.path.join(here, d)))
         for name in files:
             if name in RECORDS and rel != ".":
-                os.makedirs(os.path.join(runs, rel), exist_ok=True)
-                shutil.copy2(os.path.join(folder, name), os.path.join(runs, rel, name))
-                copied += 1
-    shutil.copy2(os.path.join(out, "study.json"), os.path.join(dest, "study.json"))
-    if os.path.isdir(os.path.join(out, "results")):
-        shutil.copytree(os.path.join(out, "results"), os.path.join(dest, "results"))
-        copied += len(os.listdir(os.path.join(dest, "results")))
-    return copied + 1
+                with open(os.path.join(here, name), "rb") as f:
+                    found[os.path.normpath(os.path.join(rel, name))] = f.read()
+    return found
+
+
+def copy_records(records, dest):
+    """Write ``records`` (records_of's) under ``dest``: the files with their bytes, the links as the same relative
+    links. Returns the number of files."""
+    copied = 0
+    for rel, value in sorted(records.items()):
+        path = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if isinstance(value, tuple):
+            os.symlink(value[1], path, target_is_directory=True)
+        else:
+            with open(path, "wb") as f:
+                f.write(value)
+            copied += 1
+    return copied
 
 
 def duration(seconds):
