@@ -90,8 +90,8 @@ use L1-norm's, regression pruning's ResNet-20 uses ThiNet's. OUT/study.json reco
 with another scale into the same OUT is refused. Finished stages (summary.json, or prune.json for pruning) are
 skipped and interrupted ones continue (--resume auto), so a killed study goes on where it stopped when the same
 command runs again. --jobs stages run at once (default 2 on a 2-core CPU), each with --threads 1 torch thread: on
-this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order, seeds
-outermost, each once its input is finished. A failed stage stops the study (its log's last lines are shown;
+this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order, rows
+outermost (a method's model: every ratio and seed), each once its input is finished. A failed stage stops the study (its log's last lines are shown;
 --keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md (this scale,
 then the table, scratch against fine-tuned paired by seed, and the convergence check), results.csv, one PNG per
 (model, method), and the total wall time. --export DEST runs nothing and adds OUT's finished rows (one method's
@@ -246,41 +246,42 @@ def trunk_key(call, plain):
 
 
 def plan(cfg, methods, models, seeds):
-    """Every step of the study, in the order they run (seeds outermost)."""
+    """Every step of the study, in the order they run: row by row (a method's model, every ratio and seed), so
+    that rows finish one after another and an interrupted study leaves whole rows to export."""
     out, e = from_root(cfg["out"]), cfg["epochs"]  # the stages run in the repo root
     data_dir = from_root(cfg["data"]) if cfg.get("data") else None
     device = {"device": cfg["device"]} if cfg.get("device") else {}
     steps, trained = [], {}  # trained: {trunk_key: folder} of the trunks planned so far
-    for seed in seeds:
-        for name in methods:
-            m = METHODS[name]
-            method = get_method(m.key)
+    for name in methods:
+        m = METHODS[name]
+        method = get_method(m.key)
 
-            def data(stage):
-                return args_for(stages.DataArgs, method, stage, dataset=cfg["dataset"], test_subset=cfg["test_subset"],
-                                train_subset=cfg["train_subset"], **({"data": data_dir} if data_dir else {}))
+        def data(stage):
+            return args_for(stages.DataArgs, method, stage, dataset=cfg["dataset"], test_subset=cfg["test_subset"],
+                            train_subset=cfg["train_subset"], **({"data": data_dir} if data_dir else {}))
 
-            def train(stage, save, **values):
-                return args_for(stages.TrainArgs, method, stage, seed=seed, progress=False, save=save, **device,
-                                **({} if cfg["tensorboard"] else {"tensorboard": False}), **values)
+        def train(stage, save, seed, **values):
+            return args_for(stages.TrainArgs, method, stage, seed=seed, progress=False, save=save, **device,
+                            **({} if cfg["tensorboard"] else {"tensorboard": False}), **values)
 
-            eval_data = args_for(stages.EvalDataArgs, method, "prune", dataset=cfg["dataset"],
-                                 test_subset=cfg["test_subset"], **({"data": data_dir} if data_dir else {}))
-            schedule = m.schedule(e) if m.schedule else {}
-            for model in m.models:
-                if models and model.family not in models and model.name not in models:
-                    continue
-                recipe = {"epochs": e, **m.lr, **schedule, **model.warmup}  # the trunk's and the scratch runs'
-                entry = model_entry(model.arch)
-                arch_options = {"width": cfg[model.width] * model.factor, **m.arch_options}
-                options = given(entry.options, **arch_options) if arch_options else None
+        eval_data = args_for(stages.EvalDataArgs, method, "prune", dataset=cfg["dataset"],
+                             test_subset=cfg["test_subset"], **({"data": data_dir} if data_dir else {}))
+        schedule = m.schedule(e) if m.schedule else {}
+        for model in m.models:
+            if models and model.family not in models and model.name not in models:
+                continue
+            recipe = {"epochs": e, **m.lr, **schedule, **model.warmup}  # the trunk's and the scratch runs'
+            entry = model_entry(model.arch)
+            arch_options = {"width": cfg[model.width] * model.factor, **m.arch_options}
+            options = given(entry.options, **arch_options) if arch_options else None
+            for seed in seeds:
                 for ratio in model.ratios:
                     run = os.path.join(out, m.name, model.name, ratio.name, f"seed{seed}")
                     tag = f"{m.name}/{model.name}/{ratio.name}/seed{seed}"
                     trunk = os.path.join(run, m.trunk)
                     link = None
                     own = {**(m.trunk_options(model, cfg) if m.trunk_options else {}), **ratio.trunk}
-                    trunk_args = train("train", trunk, **recipe)
+                    trunk_args = train("train", trunk, seed, **recipe)
                     call = Call("train", m.key, (given(stages.ModelArgs, arch=model.arch, depth=model.depth),
                                                  data("train"), trunk_args),
                                 given(method.TrainHparams, **own), options)
@@ -299,7 +300,8 @@ def plan(cfg, methods, models, seeds):
                                       Call("prune", m.key, (prune_args, eval_data), given(method.Hparams, **prune_hp)),
                                       needs=[("train", trunk)], link=link and (link, trunk)))
                     for name, ft_hp in (("finetune", {}),) + m.extra_finetunes:
-                        ft = train("finetune", os.path.join(run, name), epochs=finetune_epochs(m, e), **m.finetune)
+                        ft = train("finetune", os.path.join(run, name), seed, epochs=finetune_epochs(m, e),
+                                   **m.finetune)
                         steps.append(Step(f"{tag} {name}", "train", os.path.join(run, name),
                                           Call("finetune", m.key, (given(stages.FinetuneArgs, refine=ckpt),
                                                                    data("finetune"), ft),
@@ -310,7 +312,7 @@ def plan(cfg, methods, models, seeds):
                         steps.append(Step(f"{tag} scratch-{budget}", "train", save,
                                           Call("scratch", m.key,
                                                (given(stages.ScratchArgs, scratch=ckpt, budget=budget), data("scratch"),
-                                                train("scratch", save, **recipe)),
+                                                train("scratch", save, seed, **recipe)),
                                                method.ScratchHparams()),
                                           needs=[("prune", pruned)]))
     return steps

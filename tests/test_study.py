@@ -140,9 +140,14 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
         assert flag(sss, "--width") == "0.5"
     wl = commands[str(out / "weight-level" / "preresnet20" / "p0.8" / "seed3" / "pruned")]
     assert flag(wl, "--percent") == "0.8"
-    # seeds run outermost: every seed-1 command before any seed-2 one
-    seeds = [int(s.split("seed")[-1].split(os.sep)[0]) for s in commands]
-    assert seeds == sorted(seeds)
+    # rows run outermost (a method's model, every ratio and seed), in the study's order, so that they finish one
+    # after another; within a row, every seed-1 command before any seed-2 one
+    rows = [tuple(os.path.relpath(s, out).split(os.sep)[:2]) for s in commands]
+    order = [(method, model) for method, model, *_ in SETTINGS]
+    assert [row for n, row in enumerate(rows) if n == 0 or rows[n - 1] != row] == order
+    for row in order:
+        seeds = [int(s.split("seed")[-1].split(os.sep)[0]) for s, r in zip(commands, rows) if r == row]
+        assert seeds == sorted(seeds) and set(seeds) == {1, 2, 3}
 
 
 def method_folder(method):
