@@ -343,6 +343,8 @@ def test_quick_study_on_fashion_mnist_writes_the_table_skips_and_resumes(tmp_pat
     assert summaries["finetune"]["epochs"] == 1
     assert summaries["scratch-B"]["epochs"] == int(2 * prune["flops_base"] / prune["flops_pruned"])
     assert all(summaries[s]["args"]["train_subset"] == 256 for s in summaries)
+    # each log opens with the stage's command as typed in the repo root (committed logs name no machine's path)
+    assert (seed / "baseline" / "log.txt").read_text().startswith("$ python cifar/l1-norm-pruning/train.py ")
 
     md = (out / "results" / "results.md").read_text()
     assert "CPU-scale study on fashionmnist" in md and "the first 256 training images" in md

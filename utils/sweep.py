@@ -151,7 +151,7 @@ class ProcessLauncher:
 
     def start(self, step, env):
         call = resumable(step)
-        worker = Worker(step.save, call.to_json(), shlex.join(["python"] + call.command()), {**os.environ, **env},
+        worker = Worker(step.save, call.to_json(), "python " + shown(call.command()), {**os.environ, **env},
                         echo=step.label if self.verbose else None)
         worker.resumed = call is not step.call
         return worker
@@ -232,7 +232,7 @@ class SubmititLauncher:
     def start(self, step, env):
         call = resumable(step)
         handle = JobHandle(step.save, call is not step.call)
-        self.buffer.append((step, (step.save, call.to_json(), shlex.join(["python"] + call.command()), env), handle))
+        self.buffer.append((step, (step.save, call.to_json(), "python " + shown(call.command()), env), handle))
         return handle
 
     def flush(self):
