@@ -11,7 +11,7 @@ logged); then the paper-style table (markdown + CSV) and plots of utils/results.
 Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/share/datasets/fashion-mnist), the
 first --train-subset 24000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at --width
 0.1875 of their channels, ResNets at --resnet-width 0.25 (stem and stages 4/8/16 instead of 16/32/64; network
-slimming's PreResNet-20 and SSS's ResNet-20 at twice that, see Settings), E = --epochs 10. That is about what it
+slimming's PreResNet-20, SFP's and SSS's ResNet-20 at twice that, see Settings), E = --epochs 10. That is about what it
 takes for every unpruned network to converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125
 reached 84.2% with 12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875),
 network slimming's VGG-11 x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs.
@@ -43,12 +43,17 @@ Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --wid
                     scales; x10 gives 30% of the paper's accumulated push (steps x s). At 256 steps (an earlier
                     scale) s x 489, the step ratio, collapsed training (53% against 77%) and x100 cost the VGG 1.5
                     points; here x10 and x5 trained VGG-11 x0.125 to 88.55% and 88.00% (seed 1).
-  sfp               resnet20 (resnet_sfp-20): rate 0.7 and 0.6 (30% and 40% of the filters zeroed in every
+  sfp               resnet20 (resnet_sfp-20 at 2 x --resnet-width: 8/16/32 channels): rate 0.7 and 0.6 (30% and
+                    40% of the filters zeroed in every
                     block's first conv, --prune-layers inner: the filters prune.py drops). Trunk: SFP training
                     from scratch at that rate (one per ratio); prune.py then drops the zeroed conv_a filters, and
                     fine-tune / scratch train that smaller network. The reference soft-prunes every conv (stem
                     and conv_b too); at x0.25 (4-16 channels) that left the soft-pruned trunk at 39.5-40.1%
                     (seed 1), erratic from epoch to epoch (from a trained baseline: 10-19% over 4 epochs); inner: 85.6%.
+                    At x0.25 with inner, the seeds spread too far: at rate 0.6 seed 3's pruned network (3/5/10
+                    channels in the inner convs) reached 83.20% scratch-E and 85.60% scratch-B against 88.00/86.55%
+                    and 89.05/89.80% for seeds 1-2 (std 2.46 and 2.24 points; the soft-pruned trunks 83.1-85.9%),
+                    hence twice the width, as for slimming's PreResNet-20 and SSS.
   thinet            vgg16 (vgg-16 at --width): 50% and 70% of the channels of conv1_1..conv4_3 removed (the paper's
                     layers); resnet20 (resnet-20): 50% of every block's first conv. Trunk: the baseline, shared
                     (VGG-16's is L1-norm's: see Layout); calibration on the study's training images, no
@@ -91,10 +96,10 @@ with another scale into the same OUT is refused. Finished stages (summary.json, 
 skipped and interrupted ones continue (--resume auto), so a killed study goes on where it stopped when the same
 command runs again. --jobs stages run at once (default 2 on a 2-core CPU), each with --threads 1 torch thread: on
 this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stage. Steps start in order, rows
-outermost (a method's model: every ratio and seed), each once its input is finished. A failed stage stops the study (its log's last lines are shown;
---keep-going runs what does not depend on it). At the end, also after a failure: OUT/results/results.md (this scale,
-then the table, scratch against fine-tuned paired by seed, and the convergence check), results.csv, one PNG per
-(model, method), and the total wall time. --export DEST runs nothing and adds OUT's finished rows (one method's
+outermost (a method's model: every ratio and seed), each once its input is finished. A failed stage stops the
+study (its log's last lines are shown; --keep-going runs what does not depend on it). At the end, also after a
+failure: OUT/results/results.md (this scale, then the table, scratch against fine-tuned paired by seed, and the
+convergence check), results.csv, one PNG per (model, method), and the total wall time. --export DEST runs nothing and adds OUT's finished rows (one method's
 model, every ratio and seed) to DEST, the committed copy of the study (its records without checkpoints, the
 invocations in DEST/study.json, DEST/results regenerated from every row there), so a study longer than one sitting
 is committed row by row (cifar/README.md).
@@ -195,7 +200,7 @@ METHODS = {
         trunk_options=lambda model, cfg: {"sparsity_regularization": True, "s": slimming_s(model.arch, cfg)}),
     "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", 200, (
         Model("resnet20", "resnet", "resnet_sfp", 20,
-              tuple(Ratio(f"rate{r}", {}, {"rate": r}) for r in (0.7, 0.6))),), lr={},
+              tuple(Ratio(f"rate{r}", {}, {"rate": r}) for r in (0.7, 0.6)), factor=2),), lr={},
         schedule=lambda e: {"schedule": sfp_schedule(e)},
         trunk_options=lambda model, cfg: {"prune_layers": "inner"}),
     "thinet": MethodPlan("thinet", "cifar/thinet", "baseline", 160, (

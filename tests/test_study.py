@@ -117,12 +117,12 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
     for rate in ("0.7", "0.6"):
         sfp = commands[str(out / "sfp" / "resnet20" / f"rate{rate}" / "seed1" / "sfp")]
         assert flag(sfp, "--rate") == rate and flag(sfp, "--arch") == "resnet_sfp"
-        assert flag(sfp, "--prune-layers") == "inner"  # every conv collapses the trunk at x0.25 (docstring)
+        assert flag(sfp, "--prune-layers") == "inner"  # every conv collapsed the trunk at x0.25 (docstring)
         assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "3", "6", "8"]
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
-    assert flag(sfp, "--width") == "0.25"  # the ResNets at --resnet-width, slimming's PreResNet at twice that
-    assert flag(pre, "--width") == "0.5"
+    # the ResNets at --resnet-width; slimming's PreResNet, SFP's and SSS's ResNet-20 at twice that
+    assert flag(pre, "--width") == flag(sfp, "--width") == "0.5"
     # slimming's PreResNet-20 warms up in its lr-0.1 runs (trunk, scratch), and no other run does
     warm = {str(out / "network-slimming" / "preresnet20" / p / f"seed{k}" / run) for p in ("p0.4", "p0.6")
             for k in (1, 2, 3) for run in ("scratch-E", "scratch-B")}
