@@ -99,10 +99,10 @@ this CPU, shared, two one-thread stages did 2.6x the work of one two-thread stag
 outermost (a method's model: every ratio and seed), each once its input is finished. A failed stage stops the
 study (its log's last lines are shown; --keep-going runs what does not depend on it). At the end, also after a
 failure: OUT/results/results.md (this scale, then the table, scratch against fine-tuned paired by seed, and the
-convergence check), results.csv, one PNG per (model, method), and the total wall time. --export DEST runs nothing and adds OUT's finished rows (one method's
-model, every ratio and seed) to DEST, the committed copy of the study (its records without checkpoints, the
-invocations in DEST/study.json, DEST/results regenerated from every row there), so a study longer than one sitting
-is committed row by row (cifar/README.md).
+convergence check), results.csv, one PNG per (model, method), and the total wall time. --export DEST runs nothing
+and adds OUT's finished rows (one method's model, every ratio and seed) to DEST, the committed copy of the study
+(its records without checkpoints, the invocations in DEST/study.json, DEST/results regenerated from every row
+there), so a study longer than one sitting is committed row by row (cifar/README.md).
 
 The study prints each stage's time as it finishes and the total at the end (also in the table's header).
 """
