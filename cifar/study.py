@@ -250,6 +250,11 @@ def trunk_key(call, plain):
     return json.dumps({k: d[k] for k in keys}, sort_keys=True)
 
 
+def selected(model, models):
+    """Whether --models (a set of families and model folder names; empty: all) selects the model."""
+    return not models or model.family in models or model.name in models
+
+
 def plan(cfg, methods, models, seeds):
     """Every step of the study, in the order they run: row by row (a method's model, every ratio and seed), so
     that rows finish one after another and an interrupted study leaves whole rows to export."""
@@ -273,7 +278,7 @@ def plan(cfg, methods, models, seeds):
                              test_subset=cfg["test_subset"], **({"data": data_dir} if data_dir else {}))
         schedule = m.schedule(e) if m.schedule else {}
         for model in m.models:
-            if models and model.family not in models and model.name not in models:
+            if not selected(model, models):
                 continue
             recipe = {"epochs": e, **m.lr, **schedule, **model.warmup}  # the trunk's and the scratch runs'
             entry = model_entry(model.arch)
@@ -494,7 +499,7 @@ def export(cfg, methods, models, seeds, dest, argv, plot, metric):
     added, there, unfinished = {}, [], []
     for name in methods:
         for model in METHODS[name].models:
-            if models and model.family not in models and model.name not in models:
+            if not selected(model, models):
                 continue
             row = os.path.join(name, model.name)
             done = [finished(s.kind, os.path.join(ROOT, s.save)) for s in plan(cfg, [name], {model.name}, seeds)]
@@ -625,7 +630,7 @@ def parse_args(argv):
             raise UserError(f"--models {name}: not a model of the study (choose from {', '.join(sorted(known))})")
     methods = [m for m in METHODS if m in args.methods]  # the study's order
     models = set(args.models or ())
-    if models and not any(mo.family in models or mo.name in models for m in methods for mo in METHODS[m].models):
+    if models and not any(selected(mo, models) for m in methods for mo in METHODS[m].models):
         raise UserError(f"--models {' '.join(args.models)}: none of them is a model of --methods {' '.join(methods)}")
     return args, cfg, methods, models, seeds
 

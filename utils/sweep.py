@@ -418,14 +418,12 @@ def write_table(out, header, metric, plot=True, footer=None, results=None):
 RECORDS = ("summary.json", "prune.json", "log.txt")  # what a published study keeps of each run (no checkpoints)
 
 
-def records_of(folder, skip=()):
+def records_of(folder):
     """The records under ``folder`` (relative path -> bytes) and its shared trunks' links (relative path ->
-    ('link', target)), leaving out the top-level folders in ``skip``."""
+    ('link', target))."""
     found = {}
     for here, dirs, files in os.walk(folder):
         rel = os.path.relpath(here, folder)
-        if rel.split(os.sep)[0] in skip:
-            continue
         for d in dirs:
             if os.path.islink(os.path.join(here, d)):  # os.walk does not follow it
                 found[os.path.normpath(os.path.join(rel, d))] = ("link", os.readlink(os.path.join(here, d)))
@@ -437,19 +435,26 @@ def records_of(folder, skip=()):
 
 
 def copy_records(records, dest):
-    """Write ``records`` (records_of's) under ``dest``: the files with their bytes, the links as the same relative
-    links. Returns the number of files."""
-    copied = 0
-    for rel, value in sorted(records.items()):
-        path = os.path.join(dest, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if isinstance(value, tuple):
-            os.symlink(value[1], path, target_is_directory=True)
-        else:
-            with open(path, "wb") as f:
-                f.write(value)
-            copied += 1
-    return copied
+    """Write ``records`` (records_of's) as the new folder ``dest``, whole or not at all: into a temporary folder
+    beside it, renamed into place once complete."""
+    import shutil
+    import tempfile
+    parent = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(dest) + ".")
+    try:
+        for rel, value in sorted(records.items()):
+            path = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if isinstance(value, tuple):
+                os.symlink(value[1], path, target_is_directory=True)
+            else:
+                with open(path, "wb") as f:
+                    f.write(value)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def duration(seconds):
