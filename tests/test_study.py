@@ -140,6 +140,10 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
         assert flag(sss, "--width") == "0.5"
     wl = commands[str(out / "weight-level" / "preresnet20" / "p0.8" / "seed3" / "pruned")]
     assert flag(wl, "--percent") == "0.8"
+    # weight-level's PreResNet-20 at twice the ResNet width too (x0.25: a baseline under the bar, docstring)
+    assert flag(commands[str(out / "weight-level" / "preresnet20" / "p0.3" / "seed3" / "baseline")], "--width") == "0.5"
+    assert flag(commands[str(out / "weight-level" / "vgg11_bn" / "p0.3" / "seed3" / "baseline")], "--width") == "0.1875"
+    assert flag(commands[str(out / "ekg" / "resnet20" / "k0.6" / "seed1" / "baseline")], "--width") == "0.5"
     # rows run outermost (a method's model, every ratio and seed), in the study's order, so that they finish one
     # after another; within a row, every seed-1 command before any seed-2 one
     rows = [tuple(os.path.relpath(s, out).split(os.sep)[:2]) for s in commands]
