@@ -14,27 +14,19 @@ source "$HERE/../utils/experiment_lib.sh"
 
 DATASET=cifar10; LRS="0.1 0.01"; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); ROUNDS=5; PERCENT=0.2
 SCHEDULE=iterative; PRUNE=large; VARIANTS="${VARIANTS:-A}"
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --dataset) DATASET="$2"; shift 2 ;;
-    --save) SAVE="$2"; shift 2 ;;
-    --data) DATA=(--data "$2"); shift 2 ;;
-    --lr|--lrs) LRS="$2"; shift 2 ;;
-    --seed|--seeds) SEEDS="$2"; shift 2 ;;
-    --rounds) ROUNDS="$2"; shift 2 ;;
-    --percent) PERCENT="$2"; shift 2 ;;
-    --schedule) SCHEDULE="$2"; shift 2 ;;
-    -v) VARIANTS="$2"; shift 2 ;;
-    --prune) PRUNE="$2"; shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,10p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --lr|--lrs) need_value "$@"; LRS="$2"; TAKEN=2 ;;
+    --rounds) need_value "$@"; ROUNDS="$2"; TAKEN=2 ;;
+    --percent) need_value "$@"; PERCENT="$2"; TAKEN=2 ;;
+    --schedule) need_value "$@"; SCHEDULE="$2"; TAKEN=2 ;;
+    -v) need_value "$@"; VARIANTS="$2"; TAKEN=2 ;;
+    --prune) need_value "$@"; PRUNE="$2"; TAKEN=2 ;;
   esac
-done
-check_seeds $SEEDS
+}
+parse_options "$@"
 for V in $VARIANTS; do
-  case "$V" in A|B) ;; *) echo "$PROG: error: -v takes A and/or B, not '$V'" >&2; exit 2 ;; esac
+  case "$V" in A|B) ;; *) die "-v takes A and/or B, not '$V'" ;; esac
 done
 ROOT_SAVE="${SAVE:-logs/lottery/$METHOD/$DATASET/${ARCH}${DEPTH}}"
 COMMON=(--method "$METHOD" --arch "$ARCH" --depth "$DEPTH" --dataset "$DATASET" "${DATA[@]}")

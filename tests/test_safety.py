@@ -289,3 +289,30 @@ def test_every_run_script_has_a_dry_run_that_runs_nothing(how, tmp_path):
         assert proc.returncode == 0, (script, proc.stderr)
         assert "false " in proc.stdout and ".py" in proc.stdout, (script, proc.stdout)
         assert not save.exists(), script
+
+
+@pytest.mark.parametrize("words,named", [(["--save"], "--save needs a value"), (["--seeds"], "--seeds needs a value"),
+                                         (["--seeds", "1 x"], "--seeds takes whole numbers"),
+                                         (["--bogus"], "unknown option --bogus")])
+def test_every_run_script_refuses_a_bad_shared_option_in_one_line(words, named):
+    """The shared parser (utils/experiment_lib.sh): a flag with its value missing, bad seeds, an unknown flag."""
+    for script in RUN_SCRIPTS:
+        proc = subprocess.run(["bash", script, "--dry-run", *words], cwd=ROOT, env={**ENV, "PYTHON": "false"},
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stdout == "", (script, proc.stdout, proc.stderr)
+        assert len(proc.stderr.splitlines()) == 1 and named in proc.stderr, (script, proc.stderr)
+        assert proc.stderr.split(":")[1].strip() == "error", (script, proc.stderr)
+
+
+def test_shared_parser_leaves_a_scripts_own_options_to_it(tmp_path):
+    """A method's option is parsed by its method_option before the shared ones; --dataset only where the script
+    has one; what follows "--" reaches every stage."""
+    slim = subprocess.run(["bash", "cifar/network-slimming/run_vgg19.sh", "cifar100", "--percent", "0.3", "--s", "1e-3",
+                           "--save", str(tmp_path / "s"), "--dry-run", "--", "--device", "cuda"], cwd=ROOT,
+                          env={**ENV, "PYTHON": "false"}, capture_output=True, text=True, timeout=60)
+    assert slim.returncode == 0, slim.stderr
+    assert "--percent 0.3" in slim.stdout and "--s 1e-3" in slim.stdout and "--dataset cifar100" in slim.stdout
+    assert all(line.endswith("--device cuda") for line in slim.stdout.splitlines() if "train.py" in line)
+    wl = subprocess.run(["bash", "imagenet/weight-level/run_resnet50.sh", "--dataset", "cifar10", "--dry-run"], cwd=ROOT,
+                        env={**ENV, "PYTHON": "false"}, capture_output=True, text=True, timeout=60)
+    assert wl.returncode == 2 and "unknown option --dataset" in wl.stderr, wl.stderr

@@ -15,20 +15,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; KEEP=0.45; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); QUICK=0
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --dataset) DATASET="${2:?}"; shift 2 ;;
-    --keep-flops) KEEP="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --data) DATA=(--data "${2:?}"); shift 2 ;;
-    --quick) QUICK=1; shift ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --keep-flops) need_value "$@"; KEEP="$2"; TAKEN=2 ;;
+    --quick) QUICK=1; TAKEN=1 ;;
   esac
-done
+}
+parse_options "$@"
 EPOCHS=160; SCALE=(); SEARCH=(); FT=(); LR=(--lr 0.1)
 if [ "$QUICK" = 1 ]; then
   DATASET=fashionmnist; DEPTH=20; KEEP=0.6; EPOCHS=3; FT=(--epochs 2 --schedule)
@@ -36,12 +29,8 @@ if [ "$QUICK" = 1 ]; then
   SEARCH=(--test-subset 500 --subset-per-class 16 --val-per-class 8 --search-batch-size 40 --bank-images 1000)
   ROOT_SAVE="${SAVE:-logs/ekg/fashionmnist-quick}"
 fi
-case "$DATASET" in
-  cifar10|cifar100|fashionmnist) ;;
-  *) echo "$PROG: error: --dataset must be cifar10, cifar100 or fashionmnist, not $DATASET" >&2; exit 2 ;;
-esac
+check_choice --dataset "$DATASET" cifar10 cifar100 fashionmnist
 check_fractions --keep-flops "$KEEP"
-check_seeds $SEEDS
 ROOT_SAVE="${ROOT_SAVE:-${SAVE:-logs/ekg/$DATASET/${ARCH}${DEPTH}-k$KEEP}}"
 
 for SEED in $SEEDS; do

@@ -12,24 +12,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; VARIANT=A; SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dataset) DATASET="$2"; shift 2 ;;
-    --save) SAVE="$2"; shift 2 ;;
-    --data) DATA=(--data "$2"); shift 2 ;;
-    -v) VARIANT="$2"; shift 2 ;;
-    --seed|--seeds) SEEDS="$2"; shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,9p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$VARIANT" in A|B) ;; *) echo "$PROG: error: -v must be A or B, not $VARIANT" >&2; exit 2 ;; esac
+method_option() {
+  case "$1" in -v) need_value "$@"; VARIANT="$2"; TAKEN=2 ;; esac
+}
+parse_options "$@"
+check_choice -v "$VARIANT" A B
 NAME="${ARCH}${DEPTH}"
 [ "$ARCH" = vgg ] || NAME="${NAME}-${VARIANT}"
 ROOT_SAVE="${SAVE:-logs/l1-norm/$DATASET/$NAME}"
-check_seeds $SEEDS
 
 
 for SEED in $SEEDS; do

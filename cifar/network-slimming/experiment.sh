@@ -14,32 +14,19 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; PERCENTS=""; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); BASELINE=1
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    cifar10|cifar100) DATASET="$1"; shift ;;
-    --dataset) DATASET="${2:?}"; shift 2 ;;
-    --percent|--percents) PERCENTS="${2:?}"; shift 2 ;;
-    --s) S="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --data) DATA=(--data "${2:?}"); shift 2 ;;
-    --no-baseline) BASELINE=0; shift ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    cifar10|cifar100) DATASET="$1"; TAKEN=1 ;;
+    --percent|--percents) need_value "$@"; PERCENTS="$2"; TAKEN=2 ;;
+    --s) need_value "$@"; S="$2"; TAKEN=2 ;;
+    --no-baseline) BASELINE=0; TAKEN=1 ;;
   esac
-done
-case "$DATASET" in
-  cifar10) PERCENTS="${PERCENTS:-$PERCENTS_C10}" ;;
-  cifar100) PERCENTS="${PERCENTS:-$PERCENTS_C100}" ;;
-  *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
-esac
+}
+parse_options "$@"
+check_choice --dataset "$DATASET" cifar10 cifar100
+if [ "$DATASET" = cifar10 ]; then PERCENTS="${PERCENTS:-$PERCENTS_C10}"; else PERCENTS="${PERCENTS:-$PERCENTS_C100}"; fi
 check_fractions --percent $PERCENTS
-if ! awk -v s="$S" 'BEGIN { exit !(s ~ /^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$/) }'; then
-  echo "$PROG: error: --s $S: must be a non-negative number" >&2; exit 2
-fi
-check_seeds $SEEDS
+check_numbers --s $S
 ROOT_SAVE="${SAVE:-logs/network-slimming/$DATASET/$NAME}"
 
 

@@ -13,32 +13,21 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); WIDTHS=""
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --dataset) DATASET="${2:?}"; shift 2 ;;
-    --percent) PERCENT="${2:?}"; shift 2 ;;
-    --widths) WIDTHS="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --data) DATA=(--data "${2:?}"); shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --percent) need_value "$@"; PERCENT="$2"; TAKEN=2 ;;
+    --widths) need_value "$@"; WIDTHS="$2"; TAKEN=2 ;;
   esac
-done
-case "$DATASET" in
-  cifar10|cifar100) ;;
-  *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
-esac
+}
+parse_options "$@"
+check_choice --dataset "$DATASET" cifar10 cifar100
 if [ -n "$WIDTHS" ]; then
-  [ -f "$WIDTHS" ] || { echo "$PROG: error: --widths $WIDTHS: no such file" >&2; exit 2; }
+  [ -f "$WIDTHS" ] || die "--widths $WIDTHS: no such file"
   TARGET=(--widths "$WIDTHS"); TAG="w$(basename "$WIDTHS" | sed 's/\.[^.]*$//')"
 else
   check_fractions --percent "$PERCENT"
   TARGET=(--percent "$PERCENT"); TAG="p$PERCENT"
 fi
-check_seeds $SEEDS
 ROOT_SAVE="${SAVE:-logs/regression/$DATASET/${ARCH}${DEPTH}-$TAG}"
 
 for SEED in $SEEDS; do

@@ -13,25 +13,17 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; RATE=0.7; START=pretrained; NET=masked; B6=(); SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --dataset) DATASET="$2"; shift 2 ;;
-    --save) SAVE="$2"; shift 2 ;;
-    --data) DATA=(--data "$2"); shift 2 ;;
-    --rate) RATE="$2"; shift 2 ;;
-    --start) START="$2"; shift 2 ;;
-    --scratch-net) NET="$2"; shift 2 ;;
-    --bug-b6) B6=(--bug-b6); shift ;;
-    --seed|--seeds) SEEDS="$2"; shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,10p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --rate) need_value "$@"; RATE="$2"; TAKEN=2 ;;
+    --start) need_value "$@"; START="$2"; TAKEN=2 ;;
+    --scratch-net) need_value "$@"; NET="$2"; TAKEN=2 ;;
+    --bug-b6) B6=(--bug-b6); TAKEN=1 ;;
   esac
-done
-case "$START" in pretrained|scratch) ;; *) echo "$PROG: error: --start must be pretrained or scratch, not $START" >&2; exit 2 ;; esac
-case "$NET" in masked|small) ;; *) echo "$PROG: error: --scratch-net must be masked or small, not $NET" >&2; exit 2 ;; esac
-check_seeds $SEEDS
+}
+parse_options "$@"
+check_choice --start "$START" pretrained scratch
+check_choice --scratch-net "$NET" masked small
 ROOT_SAVE="${SAVE:-logs/sfp/$DATASET/resnet$DEPTH-rate$RATE-$START}"
 ARCH=(--arch resnet_sfp --depth "$DEPTH")
 

@@ -13,31 +13,16 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; SEEDS="1"; DATA=(); SAVE=""; EXTRA=(); BASELINE=1
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    cifar10|cifar100) DATASET="$1"; shift ;;
-    --dataset) DATASET="${2:?}"; shift 2 ;;
-    --gamma|--gammas) GAMMAS="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --data) DATA=(--data "${2:?}"); shift 2 ;;
-    --no-baseline) BASELINE=0; shift ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,10p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    cifar10|cifar100) DATASET="$1"; TAKEN=1 ;;
+    --gamma|--gammas) need_value "$@"; GAMMAS="$2"; TAKEN=2 ;;
+    --no-baseline) BASELINE=0; TAKEN=1 ;;
   esac
-done
-case "$DATASET" in
-  cifar10|cifar100) ;;
-  *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
-esac
-for G in $GAMMAS; do
-  if ! awk -v g="$G" 'BEGIN { exit !(g ~ /^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$/) }'; then
-    echo "$PROG: error: --gammas $G: must be a non-negative number" >&2; exit 2
-  fi
-done
-check_seeds $SEEDS
+}
+parse_options "$@"
+check_choice --dataset "$DATASET" cifar10 cifar100
+check_numbers --gammas $GAMMAS
 ROOT_SAVE="${SAVE:-logs/sss/$DATASET/$NAME}"
 
 for SEED in $SEEDS; do

@@ -13,25 +13,12 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DATASET=cifar10; PERCENT=0.5; SEEDS="1"; DATA=(); SAVE=""; EXTRA=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dataset) DATASET="${2:?}"; shift 2 ;;
-    --percent) PERCENT="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --data) DATA=(--data "${2:?}"); shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,10p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$DATASET" in
-  cifar10|cifar100) ;;
-  *) echo "$PROG: error: --dataset must be cifar10 or cifar100, not $DATASET" >&2; exit 2 ;;
-esac
+method_option() {
+  case "$1" in --percent) need_value "$@"; PERCENT="$2"; TAKEN=2 ;; esac
+}
+parse_options "$@"
+check_choice --dataset "$DATASET" cifar10 cifar100
 check_fractions --percent "$PERCENT"
-check_seeds $SEEDS
 ROOT_SAVE="${SAVE:-logs/thinet/$DATASET/${ARCH}${DEPTH}-p$PERCENT}"
 
 for SEED in $SEEDS; do

@@ -16,27 +16,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 DEPTH=50; KEEP=0.55; SEEDS="1"; DATA=""; SAVE=""; PRETRAINED=""; EXTRA=()
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --data) DATA="${2:?}"; shift 2 ;;
-    --pretrained) PRETRAINED="${2:?}"; shift 2 ;;
-    --depth) DEPTH="${2:?}"; shift 2 ;;
-    --keep-flops) KEEP="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --data) need_value "$@"; DATA="$2"; TAKEN=2 ;;
+    --pretrained) need_value "$@"; PRETRAINED="$2"; TAKEN=2 ;;
+    --depth) need_value "$@"; DEPTH="$2"; TAKEN=2 ;;
+    --keep-flops) need_value "$@"; KEEP="$2"; TAKEN=2 ;;
   esac
-done
-case "$DEPTH" in
-  18|34|50|101|152) ;;
-  *) echo "$PROG: error: --depth must be 18, 34, 50, 101 or 152, not $DEPTH" >&2; exit 2 ;;
-esac
-[ -n "$DATA" ] || { echo "$PROG: error: --data DIR (ImageNet's train/ and val/) is required" >&2; exit 2; }
+}
+parse_options "$@"
+check_choice --depth "$DEPTH" 18 34 50 101 152
+[ -n "$DATA" ] || die "--data DIR (ImageNet's train/ and val/) is required"
 check_fractions --keep-flops "$KEEP"
-check_seeds $SEEDS
 ROOT_SAVE="${SAVE:-logs/imagenet-ekg/resnet$DEPTH-k$KEEP}"
 
 for SEED in $SEEDS; do

@@ -13,24 +13,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 VARIANT=A; SEEDS="1"; DATA=""; SAVE=""; PRETRAINED=""; EXTRA=()
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --data) DATA="$2"; shift 2 ;;
-    --pretrained) PRETRAINED="$2"; shift 2 ;;
-    --save) SAVE="$2"; shift 2 ;;
-    -v) VARIANT="$2"; shift 2 ;;
-    --seed|--seeds) SEEDS="$2"; shift 2 ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --data) need_value "$@"; DATA="$2"; TAKEN=2 ;;
+    --pretrained) need_value "$@"; PRETRAINED="$2"; TAKEN=2 ;;
+    -v) need_value "$@"; VARIANT="$2"; TAKEN=2 ;;
   esac
-done
-case "$VARIANT" in A|B) ;; *) echo "$PROG: error: -v must be A or B, not $VARIANT" >&2; exit 2 ;; esac
-[ -n "$DATA" ] || { echo "$PROG: error: --data DIR (ImageNet's train/ and val/) is required" >&2; exit 2; }
-[ -n "$PRETRAINED" ] || { echo "$PROG: error: --pretrained FILE (torchvision's resnet34 weights) is required" >&2; exit 2; }
+}
+parse_options "$@"
+check_choice -v "$VARIANT" A B
+[ -n "$DATA" ] || die "--data DIR (ImageNet's train/ and val/) is required"
+[ -n "$PRETRAINED" ] || die "--pretrained FILE (torchvision's resnet34 weights) is required"
 ROOT_SAVE="${SAVE:-logs/imagenet-l1/resnet34-$VARIANT}"
-check_seeds $SEEDS
 
 for SEED in $SEEDS; do
   SAVE="$ROOT_SAVE/seed$SEED"

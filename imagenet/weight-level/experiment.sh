@@ -15,25 +15,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/../../utils/experiment_lib.sh"
 
 PERCENTS="0.3"; SEEDS="1"; DATA=""; SAVE=""; PRETRAINED=""; B3=(); EXTRA=()
-while [ $# -gt 0 ]; do
+method_option() {
   case "$1" in
-    --data) DATA="${2:?}"; shift 2 ;;
-    --pretrained) PRETRAINED="${2:?}"; shift 2 ;;
-    --percent|--percents) PERCENTS="${2:?}"; shift 2 ;;
-    --seed|--seeds) SEEDS="${2:?}"; shift 2 ;;
-    --save) SAVE="${2:?}"; shift 2 ;;
-    --flops-ratio-one) B3=(--flops-ratio-one); shift ;;
-    --dry-run) DRY=1; shift ;;
-    --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$HERE/experiment.sh"; exit 0 ;;
-    *) echo "$PROG: error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    --data) need_value "$@"; DATA="$2"; TAKEN=2 ;;
+    --pretrained) need_value "$@"; PRETRAINED="$2"; TAKEN=2 ;;
+    --percent|--percents) need_value "$@"; PERCENTS="$2"; TAKEN=2 ;;
+    --flops-ratio-one) B3=(--flops-ratio-one); TAKEN=1 ;;
   esac
-done
+}
+parse_options "$@"
 check_fractions --percent $PERCENTS
-check_seeds $SEEDS
-[ -n "$DATA" ] || { echo "$PROG: error: --data DIR (ImageNet's train/ and val/) is required" >&2; exit 2; }
-[ -n "$PRETRAINED" ] || { echo "$PROG: error: --pretrained FILE (torchvision's $ARCH weights) is required" >&2
-                          exit 2; }
+[ -n "$DATA" ] || die "--data DIR (ImageNet's train/ and val/) is required"
+[ -n "$PRETRAINED" ] || die "--pretrained FILE (torchvision's $ARCH weights) is required"
 ROOT_SAVE="${SAVE:-logs/imagenet-wl/$ARCH}"
 
 for SEED in $SEEDS; do
