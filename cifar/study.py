@@ -395,37 +395,59 @@ def wall_note(invocations, this=True):
                    else " (this one only collected the table)")
 
 
-def warmup_note():
-    """The rows whose lr-0.1 runs warm up (Model.warmup), in words."""
-    rows = [(f"{m.name} {model.name}", model.warmup) for m in METHODS.values() for model in m.models if model.warmup]
+def warmup_note(rows):
+    """The rows (method -> model names) whose lr-0.1 runs warm up (Model.warmup), in words."""
+    warm = [(f"{m.name} {model.name}", model.warmup) for name, m in METHODS.items()
+            for model in m.models if model.warmup and model.name in rows.get(name, ())]
     return "".join(f" {row}: its trunk and scratch runs warm up linearly from lr {w['warmup_from']:g} over their "
                    f"first {w['warmup_epochs']:g} epoch(s) (at the recipe's lr from the first step one seed's trunk "
-                   f"diverged)." for row, w in rows)
+                   f"diverged)." for row, w in warm)
 
 
-def header(cfg, seeds, wall, trained, argv, which="in this invocation"):
+def rows_in(runs):
+    """The rows with a folder in a run tree, method -> model names, in METHODS' order: what a table of it can show."""
+    return {name: [m.name for m in plan.models if os.path.isdir(os.path.join(runs, name, m.name))]
+            for name, plan in METHODS.items() if os.path.isdir(os.path.join(runs, name))}
+
+
+def header(cfg, seeds, wall, trained, argv, rows, which="in this invocation"):
+    """results.md's opening: scale and settings, each method's and row's own only where the table has the row (rows:
+    method -> model names)."""
+    methods = list(rows)
     images = cfg["train_subset"] or TRAIN_SIZES[cfg["dataset"]]
     e = cfg["epochs"]
+    has = set(methods).__contains__  # the settings of methods with no row here would describe nothing
+    wider = sorted({f"x{m.factor * cfg[m.width]:g}" for n in methods for m in METHODS[n].models
+                    if m.factor != 1 and m.name in rows[n]})
+    finetunes = ([f"SFP {finetune_epochs(METHODS['sfp'], e)}, 40/200"] if has("sfp") else []) + (
+        [f"EKG {finetune_epochs(METHODS['ekg'], e)} at lr 0.01 with its memory bank, 100/160"] if has("ekg") else [])
+    trunks = {"the unpruned network": [n for n in methods if METHODS[n].plain_trunk],
+              "the sparsity-trained one": [n for n in methods if METHODS[n].trunk == "sparse"],
+              "the soft-pruned full-size network, SFP's own result": [n for n in methods if n == "sfp"]}
+    settings = []
+    if has("network-slimming"):
+        settings.append(f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x "
+                        f"{cfg['slimming_s_scale']:g} (= {slimming_s('vgg_slim', cfg):g} / "
+                        f"{slimming_s('preresnet', cfg):g}; the paper's s barely moves the BN scales in a few thousand "
+                        f"SGD steps).")
+    if has("sfp"):
+        settings.append(f"SFP: LR milestones {sfp_schedule(e)} (its 1/60/120/160 of 200), soft pruning of each block's "
+                        f"first conv only (the reference: every conv, which collapses at these widths).")
+    scale = (f"Scale: the first {images:,} training images, {cfg['test_subset'] or 'all'} test images, VGG width "
+             f"x{cfg['width']:g}, ResNet width x{cfg['resnet_width']:g}"
+             + (f" ({' and '.join(wider)} where the model column says so)" if wider else "")
+             + f", trunk E = {e} epoch(s) (the paper's 160" + ("; SFP's 200" if has("sfp") else "") + "), fine-tune "
+             f"{finetune_epochs(METHODS['l1-norm'], e)} epoch(s) at lr 0.001 (40/160 of E"
+             + "".join(f"; {f}" for f in finetunes) + f"), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs ratio) "
+             f"epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} {which}.")
     return "\n".join([
         f"# Rethinking the value of network pruning: CPU-scale study on {cfg['dataset']}", "",
-        f"Scale: the first {images:,} training images, {cfg['test_subset'] or 'all'} test images, VGG width "
-        f"x{cfg['width']:g}, ResNet width x{cfg['resnet_width']:g}, trunk E = {e} epoch(s) (the paper's 160; SFP's "
-        f"200), fine-tune "
-        f"{finetune_epochs(METHODS['l1-norm'], e)} epoch(s) at lr 0.001 (40/160 of E; SFP "
-        f"{finetune_epochs(METHODS['sfp'], e)}, 40/200; EKG {finetune_epochs(METHODS['ekg'], e)} at lr 0.01 with its "
-        f"memory bank, 100/160), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs "
-        f"ratio) epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} {which}. "
-        f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x {cfg['slimming_s_scale']:g} "
-        f"(= {slimming_s('vgg_slim', cfg):g} / {slimming_s('preresnet', cfg):g}; the paper's s barely moves the BN "
-        f"scales in a few thousand SGD steps). SFP: LR milestones "
-        f"{sfp_schedule(e)} (its 1/60/120/160 of 200), soft pruning of each block's first conv only (the "
-        f"reference: every conv, which collapses at these widths).{warmup_note()} A CPU-scale study, not the "
-        f"paper's setting.", "",
-        "The baseline column is the trunk that prune.py read: the unpruned network (l1-norm, thinet, "
-        "regression-pruning, weight-level, ekg), the sparsity-trained one (network-slimming, sss), the soft-pruned "
-        "full-size network, SFP's own result (sfp). "
-        "Model names are arch-depth and width factor; SFP's fine-tune and scratch runs train prune.py's "
-        "smaller network.", "",
+        " ".join(t for t in [scale, *settings, warmup_note(rows).strip(), "A CPU-scale study, not the paper's "
+                                                                                    "setting."] if t), "",
+        "The baseline column is the trunk that prune.py read: "
+        + "; ".join(f"{what} ({', '.join(names)})" for what, names in trunks.items() if names) + ". "
+        "Model names are arch-depth and width factor" + ("; SFP's fine-tune and scratch runs train prune.py's "
+                                                         "smaller network." if has("sfp") else "."), "",
         f"Command: `python cifar/study.py {shlex.join(argv)}`; {wall}; training time recorded by all finished "
         f"runs {duration(trained)} (without start-up, data loading and pruning).", ""])
 
@@ -464,7 +486,8 @@ def convergence_note(rows, cfg, seeds):
 
 
 def collect(cfg, seeds, wall, argv, plot, metric):
-    return write_table(cfg["out"], header(cfg, seeds, wall, trained_time(cfg["out"]), argv), metric, plot,
+    return write_table(cfg["out"], header(cfg, seeds, wall, trained_time(cfg["out"]), argv, rows_in(cfg["out"])),
+                       metric, plot,
                        footer=lambda rows: convergence_note(rows, cfg, seeds))
 
 
@@ -545,7 +568,7 @@ def export(cfg, methods, models, seeds, dest, argv, plot, metric):
         shown_argv = [a for n, a in enumerate(argv) if a != "--export" and not a.startswith("--export=")
                       and (n == 0 or argv[n - 1] != "--export")]
         write_table(runs, header(cfg, seeds, wall_note(published["invocations"], this=False), trained_time(runs),
-                                 shown_argv, which="for every row"),
+                                 shown_argv, rows_in(runs), which="for every row"),
                     metric, plot, footer=lambda rows: convergence_note(rows, cfg, seeds),
                     results=os.path.join(dest, "results"))
     return sorted(added), there, unfinished
