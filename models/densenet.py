@@ -227,7 +227,7 @@ def default_cfg(n, growth, compression):
     return cfg
 
 
-@register_model("densenet", depths=(40, 100), default_depth=40, options=DenseNetOptions)
+@register_model("densenet", depths=(40, 100), default_depth=40, options=DenseNetOptions, selection=True)
 def densenet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, growth_rate=12,
              compression_rate=1, drop_rate=0.0, selected=None, compact=False, produced=None):
     """DenseNet with basic (non-bottleneck) layers and channel selection (network slimming's DenseNet)."""

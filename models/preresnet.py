@@ -161,7 +161,8 @@ class PreResNetOptions(ResNetWidthOptions):
         return {**super().kwargs(arch, depth), **({"block_lambda": True} if self.block_lambda else {})}
 
 
-@register_model("preresnet", depths=(20, 47, 56, 164), default_depth=164, options=PreResNetOptions)
+@register_model("preresnet", depths=(20, 47, 56, 164), default_depth=164, options=PreResNetOptions,
+                selection=True)
 def preresnet(depth, num_classes=10, in_channels=3, image_size=32, cfg=None, selected=None, compact=False,
               block_lambda=False, units=None, base_width=16):
     """Pre-activation bottleneck ResNet with channel selection (network slimming's PreResNet)."""

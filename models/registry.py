@@ -32,14 +32,15 @@ class ModelEntry:
     description: str
     options: type = None  # dataclass of the architecture's own flags, or None
     family: str = "cifar"  # "cifar": small-image networks (32 px and below); "imagenet": the 224 px networks
+    selection: bool = False  # has channel-selection layers, so its pruned network has a compact_model()
 
 
-def register_model(name, depths, default_depth, aliases=(), options=None, family="cifar"):
+def register_model(name, depths, default_depth, aliases=(), options=None, family="cifar", selection=False):
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelEntry(name, fn, tuple(depths), default_depth, (fn.__doc__ or "").strip(), options,
-                                     family)
+                                     family, selection)
         for a in aliases:
             _ALIASES[a] = name
         return fn

@@ -122,3 +122,15 @@ def test_prune_compact_and_the_command_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if ": warning: " not in line]
     assert proc.returncode == 2 and len(lines) == 1 and "--compact" in lines[0], proc.stderr
     assert not (tmp_path / "v2" / "pruned.pth.tar").exists()
+
+
+@pytest.mark.parametrize("folder,offered", [("cifar/network-slimming", True), ("cifar/l1-norm-pruning", False),
+                                            ("cifar/thinet", False), ("imagenet/network-slimming", False)])
+def test_compact_is_offered_only_where_a_network_has_channel_selections(folder, offered):
+    """prune.py offers --compact where one of the method's architectures has selection layers (PreResNet,
+    DenseNet); elsewhere the flag is unknown (argparse's one-line error), not a flag that can only be refused."""
+    proc = run([ROOT / folder / "prune.py", "--help"])
+    assert ("--compact" in proc.stdout) == offered
+    if not offered:
+        bad = run([ROOT / folder / "prune.py", "--compact"], check=False)
+        assert bad.returncode == 2 and "unrecognized arguments: --compact" in bad.stderr, bad.stderr

@@ -85,8 +85,8 @@ def build(method, stage, description):
         arch_action = next(a for a in parser._actions if a.dest == "arch")
         arch_action.choices = _arch_choices(method)
         arch_action.default = defaults.get("arch", next(iter(method.archs)))
-    if stage == "prune" and isinstance(method, ChannelMethod):
-        add_arguments(parser, stages.CompactOption, defaults)
+    if stage == "prune" and isinstance(method, ChannelMethod) and any(model_entry(a).selection for a in method.archs):
+        add_arguments(parser, stages.CompactOption, defaults)  # only where a network can be made compact
     if stage == "prune" and isinstance(method, MaskMethod):
         add_arguments(parser, stages.MaskPruneArgs, defaults)
     option_fields = {}
@@ -140,7 +140,7 @@ def parse(method, stage, description, argv):
     own = from_namespace(method.hparams_for(stage), ns)
     extra = {}
     if stage == "prune" and isinstance(method, ChannelMethod):
-        extra["compact"] = ns.compact
+        extra["compact"] = getattr(ns, "compact", False)
     if stage == "prune" and isinstance(method, MaskMethod):
         extra["empty_ok"] = ns.allow_empty_layers
     return parsed, options, own, extra
