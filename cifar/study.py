@@ -399,7 +399,7 @@ def warmup_note(rows):
     """The rows (method -> model names) whose lr-0.1 runs warm up (Model.warmup), in words."""
     warm = [(f"{m.name} {model.name}", model.warmup) for name, m in METHODS.items()
             for model in m.models if model.warmup and model.name in rows.get(name, ())]
-    return "".join(f" {row}: its trunk and scratch runs warm up linearly from lr {w['warmup_from']:g} over their "
+    return " ".join(f"{row}: its trunk and scratch runs warm up linearly from lr {w['warmup_from']:g} over their "
                    f"first {w['warmup_epochs']:g} epoch(s) (at the recipe's lr from the first step one seed's trunk "
                    f"diverged)." for row, w in warm)
 
@@ -413,41 +413,40 @@ def rows_in(runs):
 def header(cfg, seeds, wall, trained, argv, rows, which="in this invocation"):
     """results.md's opening: scale and settings, each method's and row's own only where the table has the row (rows:
     method -> model names)."""
-    methods = list(rows)
     images = cfg["train_subset"] or TRAIN_SIZES[cfg["dataset"]]
     e = cfg["epochs"]
-    has = set(methods).__contains__  # the settings of methods with no row here would describe nothing
-    wider = sorted({f"x{m.factor * cfg[m.width]:g}" for n in methods for m in METHODS[n].models
+    wider = sorted({f"x{m.factor * cfg[m.width]:g}" for n in rows for m in METHODS[n].models
                     if m.factor != 1 and m.name in rows[n]})
-    finetunes = ([f"SFP {finetune_epochs(METHODS['sfp'], e)}, 40/200"] if has("sfp") else []) + (
-        [f"EKG {finetune_epochs(METHODS['ekg'], e)} at lr 0.01 with its memory bank, 100/160"] if has("ekg") else [])
-    trunks = {"the unpruned network": [n for n in methods if METHODS[n].plain_trunk],
-              "the sparsity-trained one": [n for n in methods if METHODS[n].trunk == "sparse"],
-              "the soft-pruned full-size network, SFP's own result": [n for n in methods if n == "sfp"]}
+    finetunes = ([f"SFP {finetune_epochs(METHODS['sfp'], e)}, 40/200"] if "sfp" in rows else []) + (
+        [f"EKG {finetune_epochs(METHODS['ekg'], e)} at lr 0.01 with its memory bank, 100/160"] if "ekg" in rows else [])
+    # a method's settings only where it has rows here: the others' would describe nothing in the table
+    trunks = {"the unpruned network": [n for n in rows if METHODS[n].plain_trunk],
+              "the sparsity-trained one": [n for n in rows if METHODS[n].trunk == "sparse"],
+              "the soft-pruned full-size network, SFP's own result": [n for n in rows if n == "sfp"]}
     settings = []
-    if has("network-slimming"):
+    if "network-slimming" in rows:
         settings.append(f"Network slimming's s: the paper's 1e-4 (VGG) / 1e-5 (PreResNet) x "
                         f"{cfg['slimming_s_scale']:g} (= {slimming_s('vgg_slim', cfg):g} / "
                         f"{slimming_s('preresnet', cfg):g}; the paper's s barely moves the BN scales in a few thousand "
                         f"SGD steps).")
-    if has("sfp"):
+    if "sfp" in rows:
         settings.append(f"SFP: LR milestones {sfp_schedule(e)} (its 1/60/120/160 of 200), soft pruning of each block's "
                         f"first conv only (the reference: every conv, which collapses at these widths).")
     scale = (f"Scale: the first {images:,} training images, {cfg['test_subset'] or 'all'} test images, VGG width "
              f"x{cfg['width']:g}, ResNet width x{cfg['resnet_width']:g}"
              + (f" ({' and '.join(wider)} where the model column says so)" if wider else "")
-             + f", trunk E = {e} epoch(s) (the paper's 160" + ("; SFP's 200" if has("sfp") else "") + "), fine-tune "
+             + f", trunk E = {e} epoch(s) (the paper's 160" + ("; SFP's 200" if "sfp" in rows else "") + "), fine-tune "
              f"{finetune_epochs(METHODS['l1-norm'], e)} epoch(s) at lr 0.001 (40/160 of E"
              + "".join(f"; {f}" for f in finetunes) + f"), scratch-E {e} epoch(s), scratch-B int({e} x FLOPs ratio) "
              f"epochs (computed by scratch.py); seeds {' '.join(map(str, seeds))} {which}.")
     return "\n".join([
         f"# Rethinking the value of network pruning: CPU-scale study on {cfg['dataset']}", "",
-        " ".join(t for t in [scale, *settings, warmup_note(rows).strip(), "A CPU-scale study, not the paper's "
+        " ".join(t for t in [scale, *settings, warmup_note(rows), "A CPU-scale study, not the paper's "
                                                                                     "setting."] if t), "",
         "The baseline column is the trunk that prune.py read: "
         + "; ".join(f"{what} ({', '.join(names)})" for what, names in trunks.items() if names) + ". "
         "Model names are arch-depth and width factor" + ("; SFP's fine-tune and scratch runs train prune.py's "
-                                                         "smaller network." if has("sfp") else "."), "",
+                                                         "smaller network." if "sfp" in rows else "."), "",
         f"Command: `python cifar/study.py {shlex.join(argv)}`; {wall}; training time recorded by all finished "
         f"runs {duration(trained)} (without start-up, data loading and pruning).", ""])
 
