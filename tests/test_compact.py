@@ -134,3 +134,13 @@ def test_compact_is_offered_only_where_a_network_has_channel_selections(folder, 
     if not offered:
         bad = run([ROOT / folder / "prune.py", "--compact"], check=False)
         assert bad.returncode == 2 and "unrecognized arguments: --compact" in bad.stderr, bad.stderr
+
+
+def test_the_registry_marks_exactly_the_networks_that_can_be_compacted():
+    """ModelEntry.selection (what decides whether prune.py offers --compact) says what the built network has."""
+    from models import create_model
+    from models.registry import list_models, model_entry
+    for name in list_models():
+        entry = model_entry(name)
+        model = create_model(name, depth=entry.default_depth, image_size=32)
+        assert entry.selection == hasattr(model, "compact_model"), name
