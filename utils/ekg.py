@@ -695,7 +695,7 @@ class FolderViews(torch.utils.data.Dataset):
         return len(self.ds)
 
     def __getitem__(self, key):
-        from utils.imagefolder import _decode_error, _generator, decode, train_view
+        from utils.imagefolder import _decode_error, decode, seeded_global_rng, train_view
         index, epoch = key
         path, label = self.ds.paths[index], self.ds.labels[index]
         if self.mode == "reference":
@@ -706,8 +706,7 @@ class FolderViews(torch.utils.data.Dataset):
                 raise _decode_error(path, exc) from None
             views = []
             for seed in self.seeds:
-                with torch.random.fork_rng(devices=[]):  # torchvision's transforms draw from the global RNG
-                    torch.manual_seed(_generator(seed, epoch, index).initial_seed())
+                with seeded_global_rng(seed, epoch, index):
                     views.append(self.transform(img))
             return torch.stack(views), label, index
         from torchvision.io import read_file

@@ -18,6 +18,7 @@ and the engine sums the counts, so accuracies are exact.
 A file that cannot be decoded stops the run with a one-line error naming it (no silent skip that would change
 what an epoch is); ``python -m utils.imagefolder --check DIR`` decodes a whole tree beforehand.
 """
+import contextlib
 import math
 import os
 import sys
@@ -101,9 +102,22 @@ def read_folder(root):
 
 
 # ------------------------------------------------------------------------------------- augmentation
+def _seed_of(seed, epoch, index):
+    """The seed of one image's augmentation in one epoch: a function of (seed, epoch, index) only."""
+    return ((int(seed) * 1_000_003 + int(epoch)) * 10_000_019 + int(index)) % (2 ** 63)
+
+
 def _generator(seed, epoch, index):
-    """The generator of one image's augmentation in one epoch: a function of (seed, epoch, index) only."""
-    return torch.Generator().manual_seed(((int(seed) * 1_000_003 + int(epoch)) * 10_000_019 + int(index)) % (2 ** 63))
+    return torch.Generator().manual_seed(_seed_of(seed, epoch, index))
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed, epoch, index):
+    """torchvision's transforms draw from the global CPU RNG: seed it per image, and restore it after. Only the CPU
+    generator: torch.manual_seed also seeds every other backend, about 0.5 ms a call here, 200x this."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(_seed_of(seed, epoch, index))
+        yield
 
 
 def crop_params(height, width, g, scale=SCALE, ratio=RATIO):
@@ -202,8 +216,7 @@ class _ReferenceSet(torch.utils.data.Dataset):
             raise _decode_error(path, exc) from None
         if not self.train:
             return self.transform(img), self.ds.labels[index]
-        with torch.random.fork_rng(devices=[]):  # torchvision's transforms draw from the global RNG
-            torch.manual_seed(_generator(self.seed, epoch, index).initial_seed())
+        with seeded_global_rng(self.seed, epoch, index):
             out = self.transform(img)
         return out, self.ds.labels[index]
 
