@@ -356,3 +356,25 @@ def test_convergence_check_takes_the_lr_drop_opening_the_last_quarter_as_levelle
         assert len(problems) == failures, problems
         assert all("best 89.20% in the last 1 of its last 3 epochs against 88.60% in the 2 before" in p
                    for p in problems), problems
+
+
+def test_an_extra_stage_is_blank_for_methods_without_it_and_missing_where_unfinished(runs):
+    """EKG's fine-tune without the bank (stage finetune-ce) is a column of its own: '-' in the rows of a method
+    that has no such stage, 'missing' in a row of a method that has it but whose runs have not finished."""
+    root = os.path.join(runs, "ekg")
+    for seed, accs in enumerate(ACCS, start=1):
+        make_experiment(root, seed, accs, "k0.6", method="ekg")
+        make_experiment(root, seed, accs, "k0.45", method="ekg")
+        exp = os.path.join(root, "resnet56-k0.6", f"seed{seed}")
+        _write(os.path.join(exp, "finetune-ce", "summary.json"),
+               {"stage": "finetune-ce", "best_prec1": 0.91 + seed / 100, "final_prec1": 0.9, "seed": seed,
+                "args": {"refine": os.path.join(exp, "pruned", "pruned.pth.tar"),
+                         "save": os.path.join(exp, "finetune-ce")}})
+    table = markdown(collect([runs], "best"), "best")
+    lines = table.splitlines()
+    assert lines[2].endswith("| FLOPs pruned | fine-tuned (CE only) |") and "- = a stage the method does not" in lines[0]
+    cell = {tuple(c.strip() for c in line.strip("|").split("|")[2:4]): line.strip("|").split("|")[-1].strip()
+            for line in lines[4:] if line.startswith("|")}
+    assert cell[("ekg", "k0.6")] == "93.00 ± 1.00 (3)"
+    assert cell[("ekg", "k0.45")] == "missing"
+    assert cell[("l1-norm", "A")] == cell[("l1-norm", "B")] == "-"

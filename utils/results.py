@@ -283,10 +283,19 @@ def extra_stages(rows):
     return [s for s in EXTRA_STAGES if any(r.get(s) for r in rows.values())]
 
 
+def fmt_extra(rows, key, stage):
+    """An extra stage's cell: '-' where the row's method has no such stage at all (no row of it ran one), so that
+    'missing' keeps meaning runs that have not finished."""
+    if not any(r.get(stage) for k, r in rows.items() if k[2] == key[2]):
+        return "-"
+    return fmt_acc(rows[key].get(stage, []))
+
+
 def markdown(rows, metric):
     extra = extra_stages(rows)
     lines = [f"Test accuracy (%), {metric} over epochs: mean ± sample std (number of runs); params and FLOPs "
-             "(reference convention) of the unpruned -> pruned model; ratio = FLOPs pruned away.", "",
+             "(reference convention) of the unpruned -> pruned model; ratio = FLOPs pruned away"
+             + ("; - = a stage the method does not have." if extra else "."), "",
              "| dataset | model | method | pruned model | baseline | fine-tuned | scratch-E | scratch-B | "
              "params | FLOPs | FLOPs pruned |" + "".join(f" {EXTRA_STAGES[s]} |" for s in extra),
              "|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra)]
@@ -297,7 +306,7 @@ def markdown(rows, metric):
         lines.append("| " + " | ".join(list(key) + [fmt_acc(r[s]) for s in STAGES] + [
             f"{fmt_count(r['params'])} -> {fmt_count(r['params_pruned'])}",
             f"{fmt_count(r['flops'])} -> {fmt_count(r['flops_pruned'])}", ratio]
-            + [fmt_acc(r.get(s, [])) for s in extra]) + " |")
+            + [fmt_extra(rows, key, s) for s in extra]) + " |")
     return "\n".join(lines) + "\n"
 
 
