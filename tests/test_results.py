@@ -378,3 +378,7 @@ def test_an_extra_stage_is_blank_for_methods_without_it_and_missing_where_unfini
     assert cell[("ekg", "k0.6")] == "93.00 ± 1.00 (3)"
     assert cell[("ekg", "k0.45")] == "missing"
     assert cell[("l1-norm", "A")] == cell[("l1-norm", "B")] == "-"
+    rows = collect([runs], "best")
+    legend = {f: [t.get_text() for t in plot_family(rows, ("cifar10", "resnet-56", f), "best").axes[0].get_legend()
+                  .get_texts()] for f in ("ekg", "l1-norm")}
+    assert "fine-tuned (CE only)" in legend["ekg"] and "fine-tuned (CE only)" not in legend["l1-norm"]
