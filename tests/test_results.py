@@ -370,15 +370,14 @@ def test_an_extra_stage_is_blank_for_methods_without_it_and_missing_where_unfini
                {"stage": "finetune-ce", "best_prec1": 0.91 + seed / 100, "final_prec1": 0.9, "seed": seed,
                 "args": {"refine": os.path.join(exp, "pruned", "pruned.pth.tar"),
                          "save": os.path.join(exp, "finetune-ce")}})
-    table = markdown(collect([runs], "best"), "best")
-    lines = table.splitlines()
+    rows = collect([runs], "best")
+    lines = markdown(rows, "best").splitlines()
     assert lines[2].endswith("| FLOPs pruned | fine-tuned (CE only) |") and "- = a stage the method does not" in lines[0]
     cell = {tuple(c.strip() for c in line.strip("|").split("|")[2:4]): line.strip("|").split("|")[-1].strip()
             for line in lines[4:] if line.startswith("|")}
     assert cell[("ekg", "k0.6")] == "93.00 ± 1.00 (3)"
     assert cell[("ekg", "k0.45")] == "missing"
     assert cell[("l1-norm", "A")] == cell[("l1-norm", "B")] == "-"
-    rows = collect([runs], "best")
     legend = {f: [t.get_text() for t in plot_family(rows, ("cifar10", "resnet-56", f), "best").axes[0].get_legend()
                   .get_texts()] for f in ("ekg", "l1-norm")}
     assert "fine-tuned (CE only)" in legend["ekg"] and "fine-tuned (CE only)" not in legend["l1-norm"]

@@ -283,16 +283,15 @@ def extra_stages(rows):
     return [s for s in EXTRA_STAGES if any(r.get(s) for r in rows.values())]
 
 
-def fmt_extra(rows, key, stage):
+def fmt_extra(row, stage, method_has_it):
     """An extra stage's cell: '-' where the row's method has no such stage at all (no row of it ran one), so that
     'missing' keeps meaning runs that have not finished."""
-    if not any(r.get(stage) for k, r in rows.items() if k[2] == key[2]):
-        return "-"
-    return fmt_acc(rows[key].get(stage, []))
+    return fmt_acc(row.get(stage, [])) if method_has_it else "-"
 
 
 def markdown(rows, metric):
     extra = extra_stages(rows)
+    methods_with = {s: {k[2] for k, r in rows.items() if r.get(s)} for s in extra}
     lines = [f"Test accuracy (%), {metric} over epochs: mean ± sample std (number of runs); params and FLOPs "
              "(reference convention) of the unpruned -> pruned model; ratio = FLOPs pruned away"
              + ("; - = a stage the method does not have." if extra else "."), "",
@@ -306,7 +305,7 @@ def markdown(rows, metric):
         lines.append("| " + " | ".join(list(key) + [fmt_acc(r[s]) for s in STAGES] + [
             f"{fmt_count(r['params'])} -> {fmt_count(r['params_pruned'])}",
             f"{fmt_count(r['flops'])} -> {fmt_count(r['flops_pruned'])}", ratio]
-            + [fmt_extra(rows, key, s) for s in extra]) + " |")
+            + [fmt_extra(r, s, key[2] in methods_with[s]) for s in extra]) + " |")
     return "\n".join(lines) + "\n"
 
 
