@@ -381,3 +381,35 @@ def test_an_extra_stage_is_blank_for_methods_without_it_and_missing_where_unfini
     legend = {f: [t.get_text() for t in plot_family(rows, ("cifar10", "resnet-56", f), "best").axes[0].get_legend()
                   .get_texts()] for f in ("ekg", "l1-norm")}
     assert "fine-tuned (CE only)" in legend["ekg"] and "fine-tuned (CE only)" not in legend["l1-norm"]
+
+
+def test_plot_draws_per_model_trunks_as_a_series_not_one_band(tmp_path):
+    """SFP-like: each rate trained its own trunk, so one band would average two different networks; the baseline
+    is a series at each pruned model, with that model's trunks' mean, and no band or horizontal line."""
+    root = str(tmp_path / "logs")
+    for rate, acc, flops in ((0.7, 0.90, 150000), (0.6, 0.80, 120000)):
+        for seed in (1, 2):
+            base = os.path.join(root, f"rate{rate}", f"seed{seed}", "sfp")
+            _write(os.path.join(base, "summary.json"), {"stage": "sfp", "best_prec1": acc + 0.01 * seed,
+                                                        "final_prec1": acc, "arch": "resnet_sfp", "depth": 20,
+                                                        "dataset": "d", "args": {"save": base}})
+            pruned = os.path.join(root, f"rate{rate}", f"seed{seed}", "pruned")
+            _write(os.path.join(pruned, "prune.json"),
+                   {"method": "sfp", "rate": rate, "source": os.path.join(base, "checkpoint.pth.tar"),
+                    "flops_base": 200000, "flops_pruned": flops, "params_base": 100000, "params_pruned": flops // 2})
+            for stage in ("finetune", "scratch-E", "scratch-B"):
+                run_dir = os.path.join(root, f"rate{rate}", f"seed{seed}", stage)
+                _write(os.path.join(run_dir, "summary.json"),
+                       {"stage": stage, "best_prec1": 0.7, "final_prec1": 0.7, "args": {"save": run_dir},
+                        "source": os.path.join(pruned, "pruned.pth.tar")})
+    rows = collect([root])
+    family = next(iter({k[:3] for k in rows}))
+    assert len(rows) == 2
+    ax = plot_family(rows, family, "best").axes[0]
+    assert not [p for p in ax.patches if p.get_alpha() == 0.08]  # no band
+    assert not [line for line in ax.get_lines() if list(line.get_xdata()) == [0, 1]]  # no axhline
+    drawn = {c.get_label(): c.lines[0] for c in ax.containers}
+    assert set(drawn) == {"baseline (each its own trunk)", "fine-tuned", "scratch-E", "scratch-B"}
+    base = drawn["baseline (each its own trunk)"]
+    got = dict(zip(base.get_xdata(), base.get_ydata()))
+    assert got == pytest.approx({150000: 91.5, 120000: 81.5})

@@ -397,8 +397,10 @@ def _si(value, _pos=None):
 def plot_family(rows, family, metric):
     """Figure for one (dataset, model, method): accuracy against FLOPs and against params, one series per stage (extra
     stages too, where the method has them) across the pruned models; the baseline as a horizontal band over its
-    distinct runs (a trunk shared by several pruned models counts once). The stages' points are drawn a few points
-    apart on the screen (their x values stay the costs), so that equal costs do not hide each other."""
+    distinct runs (a trunk shared by several pruned models counts once), or, where each pruned model has a trunk of
+    its own (SFP's rate, SSS's gamma), as a series at the pruned models, since one band would average different
+    networks. The stages' points are drawn a few points apart on the screen (their x values stay the costs), so that
+    equal costs do not hide each other."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -406,26 +408,30 @@ def plot_family(rows, family, metric):
     from matplotlib.transforms import offset_copy
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     keys = sorted((k for k in rows if k[:3] == family), key=lambda k: -statistics.fmean(rows[k]["flops_pruned"] or [0]))
-    markers = {"finetune": "o", "scratch-E": "s", "scratch-B": "^"}  # an extra stage: "D"
-    shift = {"finetune": -6, "scratch-E": 0, "scratch-B": 6}  # points on the screen; an extra stage: -12
+    markers = {"baseline": "x", "finetune": "o", "scratch-E": "s", "scratch-B": "^"}  # an extra stage: "D"
+    shift = {"baseline": 12, "finetune": -6, "scratch-E": 0, "scratch-B": 6}  # screen points; an extra stage: -12
     titles = {**STAGE_TITLES, **EXTRA_STAGES}
     base_runs = {}
     for k in keys:
         base_runs.update(rows[k].get("baseline_runs") or {})
+    own_trunks = len({frozenset(rows[k].get("baseline_runs") or {}) for k in keys}) > 1
     for ax, cost, xlabel in ((axes[0], "flops_pruned", "FLOPs per image (reference convention)"),
                              (axes[1], "params_pruned", "parameters")):
-        if base_runs:
+        if base_runs and not own_trunks:
             m, s, n = mean_std(list(base_runs.values()))
             ax.axhline(100 * m, color="black", lw=1, label=f"baseline ({n} run{'s' if n > 1 else ''})")
             if s:
                 ax.axhspan(100 * (m - s), 100 * (m + s), color="black", alpha=0.08)
-        for stage in ("finetune", "scratch-E", "scratch-B") + tuple(EXTRA_STAGES):
+        stages = (("baseline",) if own_trunks else ()) + ("finetune", "scratch-E", "scratch-B") + tuple(EXTRA_STAGES)
+        for stage in stages:
             pts = [(statistics.fmean(rows[k][cost]), *mean_std(rows[k][stage])[:2], k[3])
                    for k in keys if rows[k].get(stage) and rows[k][cost]]
             if not pts:
                 continue
             xs, ys, es = [p[0] for p in pts], [100 * p[1] for p in pts], [100 * (p[2] or 0) for p in pts]
-            ax.errorbar(xs, ys, yerr=es, marker=markers.get(stage, "D"), capsize=3, label=titles[stage],
+            label = "baseline (each its own trunk)" if stage == "baseline" else titles[stage]
+            ax.errorbar(xs, ys, yerr=es, marker=markers.get(stage, "D"), capsize=3, label=label,
+                        color="black" if stage == "baseline" else None,
                         transform=offset_copy(ax.transData, fig=fig, x=shift.get(stage, -12), units="points"))
             # drawn through an offset transform, the points do not enter the axis limits by themselves
             ax.update_datalim([(x, y + d) for x, y, e in zip(xs, ys, es) for d in (-e, e)])
