@@ -17,6 +17,15 @@ def _write(path, obj):
         json.dump(obj, f)
 
 
+def _retrained(pruned, acc=0.7):
+    """fine-tune, scratch-E and scratch-B records beside the pruned model's folder, each at ``acc``."""
+    for stage in ("finetune", "scratch-E", "scratch-B"):
+        run_dir = os.path.join(os.path.dirname(pruned), stage)
+        _write(os.path.join(run_dir, "summary.json"),
+               {"stage": stage, "best_prec1": acc, "final_prec1": acc, "args": {"save": run_dir},
+                "source": os.path.join(pruned, "pruned.pth.tar")})
+
+
 def make_experiment(root, seed, accs, variant="A", arch="resnet", depth=56, method="l1-norm", skip=(),
                     absolute=True):
     """One seed's run folders as the run scripts lay them out; ``accs`` = stage -> (best, final)."""
@@ -198,11 +207,7 @@ def test_plot_counts_a_shared_baseline_once_and_keeps_equal_costs_apart(tmp_path
             _write(os.path.join(pruned, "prune.json"),
                    {"method": "m", "percent": pct, "source": os.path.join(base, "checkpoint.pth.tar"),
                     "flops_base": 200000, "flops_pruned": 120000, "params_base": 100000, "params_pruned": 120000})
-            for stage in ("finetune", "scratch-E", "scratch-B"):
-                run_dir = os.path.join(root, f"seed{seed}", f"p{pct}", stage)
-                _write(os.path.join(run_dir, "summary.json"),
-                       {"stage": stage, "best_prec1": 0.7, "final_prec1": 0.7, "args": {"save": run_dir},
-                        "source": os.path.join(pruned, "pruned.pth.tar")})
+            _retrained(pruned)
     rows = collect([root])
     assert {k[1] for k in rows} == {"vgg-16 x0.25"}  # the width is part of the model's name
     for key, row in rows.items():
@@ -397,11 +402,7 @@ def test_plot_draws_per_model_trunks_as_a_series_not_one_band(tmp_path):
             _write(os.path.join(pruned, "prune.json"),
                    {"method": "sfp", "rate": rate, "source": os.path.join(base, "checkpoint.pth.tar"),
                     "flops_base": 200000, "flops_pruned": flops, "params_base": 100000, "params_pruned": flops // 2})
-            for stage in ("finetune", "scratch-E", "scratch-B"):
-                run_dir = os.path.join(root, f"rate{rate}", f"seed{seed}", stage)
-                _write(os.path.join(run_dir, "summary.json"),
-                       {"stage": stage, "best_prec1": 0.7, "final_prec1": 0.7, "args": {"save": run_dir},
-                        "source": os.path.join(pruned, "pruned.pth.tar")})
+            _retrained(pruned)
     rows = collect([root])
     family = next(iter({k[:3] for k in rows}))
     assert len(rows) == 2
