@@ -227,6 +227,17 @@ def test_plot_counts_a_shared_baseline_once_and_keeps_equal_costs_apart(tmp_path
     assert len(screen) == 3  # same FLOPs, three distinct positions on the screen
     assert ax.xaxis.get_major_formatter()(120000, 0) == "120K"
     assert ax.xaxis.get_major_formatter()(1500000, 0) == "1.5M"
+    # a third ratio pruned so far from seed 1's trunk only: still one shared band, not a series per pruned model
+    base = os.path.join(root, "seed1", "baseline")
+    pruned = os.path.join(root, "seed1", "p0.7", "pruned")
+    _write(os.path.join(pruned, "prune.json"),
+           {"method": "m", "percent": 0.7, "source": os.path.join(base, "checkpoint.pth.tar"),
+            "flops_base": 200000, "flops_pruned": 60000, "params_base": 100000, "params_pruned": 60000})
+    _retrained(pruned)
+    rows = collect([root])
+    assert len(rows) == 3
+    ax = plot_family(rows, ("d", "vgg-16 x0.25", "m"), "best").axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "baseline (2 runs)"
 
 
 def test_out_on_an_existing_file_is_a_one_line_error(runs, tmp_path):

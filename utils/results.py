@@ -410,11 +410,12 @@ def plot_family(rows, family, metric):
     keys = sorted((k for k in rows if k[:3] == family), key=lambda k: -statistics.fmean(rows[k]["flops_pruned"] or [0]))
     markers = {"baseline": "x", "finetune": "o", "scratch-E": "s", "scratch-B": "^"}  # an extra stage: "D"
     shift = {"baseline": 12, "finetune": -6, "scratch-E": 0, "scratch-B": 6}  # screen points; an extra stage: -12
-    titles = {**STAGE_TITLES, **EXTRA_STAGES}
-    base_runs = {}
-    for k in keys:
-        base_runs.update(rows[k].get("baseline_runs") or {})
-    own_trunks = len({frozenset(rows[k].get("baseline_runs") or {}) for k in keys}) > 1
+    trunks = [rows[k].get("baseline_runs") or {} for k in keys]
+    base_runs = {folder: acc for t in trunks for folder, acc in t.items()}
+    # own trunks: no trunk serves two pruned models (a shared trunk with a seed still unfinished stays a band)
+    own_trunks = len(keys) > 1 and sum(map(len, trunks)) == len(base_runs)
+    titles = {**STAGE_TITLES, **EXTRA_STAGES, "baseline": "baseline (each its own trunk)"}
+    stages = (("baseline",) if own_trunks else ()) + ("finetune", "scratch-E", "scratch-B") + tuple(EXTRA_STAGES)
     for ax, cost, xlabel in ((axes[0], "flops_pruned", "FLOPs per image (reference convention)"),
                              (axes[1], "params_pruned", "parameters")):
         if base_runs and not own_trunks:
@@ -422,15 +423,13 @@ def plot_family(rows, family, metric):
             ax.axhline(100 * m, color="black", lw=1, label=f"baseline ({n} run{'s' if n > 1 else ''})")
             if s:
                 ax.axhspan(100 * (m - s), 100 * (m + s), color="black", alpha=0.08)
-        stages = (("baseline",) if own_trunks else ()) + ("finetune", "scratch-E", "scratch-B") + tuple(EXTRA_STAGES)
         for stage in stages:
             pts = [(statistics.fmean(rows[k][cost]), *mean_std(rows[k][stage])[:2], k[3])
                    for k in keys if rows[k].get(stage) and rows[k][cost]]
             if not pts:
                 continue
             xs, ys, es = [p[0] for p in pts], [100 * p[1] for p in pts], [100 * (p[2] or 0) for p in pts]
-            label = "baseline (each its own trunk)" if stage == "baseline" else titles[stage]
-            ax.errorbar(xs, ys, yerr=es, marker=markers.get(stage, "D"), capsize=3, label=label,
+            ax.errorbar(xs, ys, yerr=es, marker=markers.get(stage, "D"), capsize=3, label=titles[stage],
                         color="black" if stage == "baseline" else None,
                         transform=offset_copy(ax.transData, fig=fig, x=shift.get(stage, -12), units="points"))
             # drawn through an offset transform, the points do not enter the axis limits by themselves
