@@ -430,7 +430,8 @@ def test_every_committed_row_converged_on_three_seeds_and_no_record_names_a_mach
     """The published study's own records meet the conditions its conclusions need (utils.results.check_convergence,
     the study's footer): every trunk flat over the last quarter of its epochs, every plainly trained one at least
     88%, every column three runs with a sample std under 1.5 points; and no summary.json or prune.json holds an
-    absolute path (the records are committed: paths are relative to the run tree)."""
+    absolute path, nor the command line a log.txt opens with (the records are committed: paths are relative to the
+    run tree, commands to the repository root)."""
     from utils.results import check_convergence, collect
     rows = collect([str(PUBLISHED / "runs")], "best")
     assert rows
@@ -445,6 +446,11 @@ def test_every_committed_row_converged_on_three_seeds_and_no_record_names_a_mach
     records = [p for name in ("summary.json", "prune.json") for p in (PUBLISHED / "runs").rglob(name)]
     assert records
     absolute = [(str(p), s) for p in records for s in strings(json.loads(p.read_text())) if os.path.isabs(s)]
+    assert absolute == []
+    commands = [(str(p), line) for p in (PUBLISHED / "runs").rglob("log.txt")
+                for line in p.read_text().splitlines() if line.startswith("$ ")]
+    assert len(commands) >= len(records)  # every stage's log opens with its command, a resumed one adds one
+    absolute = [(p, word) for p, line in commands for word in shlex.split(line[2:]) if os.path.isabs(word)]
     assert absolute == []
 
 
