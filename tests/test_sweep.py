@@ -110,6 +110,31 @@ class FakeLauncher:
         pass
 
 
+def test_a_running_workers_log_shows_each_line_as_it_comes(tmp_path, monkeypatch):
+    """A stage's log.txt is its progress while it runs: each line of its output reaches the file at once, not when
+    the stage ends (the stage here prints a line, then waits)."""
+    import subprocess
+    import sys
+    from utils import sweep
+    popen = subprocess.Popen
+
+    def stage_that_prints_then_waits(args, **kwargs):
+        return popen([sys.executable, "-c", "import time; print('epoch 1 done', flush=True); time.sleep(60)"],
+                     **kwargs)
+
+    monkeypatch.setattr(sweep.subprocess, "Popen", stage_that_prints_then_waits)
+    worker = sweep.Worker(str(tmp_path / "run"), "{}", "python cifar/l1-norm-pruning/train.py", dict(os.environ))
+    try:
+        log = tmp_path / "run" / "log.txt"
+        deadline = time.time() + 30
+        while "epoch 1 done" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        assert worker.poll() is None  # still running
+        assert log.read_text() == "$ python cifar/l1-norm-pruning/train.py\nepoch 1 done\n"
+    finally:
+        worker.stop()
+
+
 def test_packing_gives_each_worker_its_gpu_and_at_most_k_per_gpu(tmp_path, capsys):
     from utils.sweep import Step, execute
     steps = []

@@ -103,9 +103,9 @@ class Worker:
     def __init__(self, save, call_json, shown_command, env, echo=None, log_name="log.txt"):
         self.start = time.time()
         os.makedirs(save, exist_ok=True)
-        self.log = open(os.path.join(save, log_name), "a")
+        # line-buffered: a running stage's log shows its epochs as they end (`tail -f` on a long study)
+        self.log = open(os.path.join(save, log_name), "a", buffering=1)
         self.log.write(f"$ {shown_command}\n")
-        self.log.flush()
         self.proc = subprocess.Popen([sys.executable, "-m", "utils.cli"], cwd=ROOT, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.proc.stdin.write(call_json)
