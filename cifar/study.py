@@ -11,19 +11,19 @@ logged); then the paper-style table (markdown + CSV) and plots of utils/results.
 Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/share/datasets/fashion-mnist), the
 first --train-subset 24000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at --width
 0.1875 of their channels, ResNets at --resnet-width 0.25 (stem and stages 4/8/16 instead of 16/32/64; network
-slimming's and weight-level's PreResNet-20, SFP's, SSS's and EKG's ResNet-20 at twice that, see Settings), E =
---epochs 10. That is about what it
-takes for every unpruned network to converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125
-reached 84.2% with 12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875),
-network slimming's VGG-11 x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs.
-Full-width ResNets train at 51 (ResNet-56) to 146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which
-would put the study past two days. The budgets keep the paper's proportions: the trunk trains E epochs (the paper's
-160; SFP's 200), fine-tuning round(E x 40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and
-scratch-B int(E x FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned
-checkpoint (this driver gives them E, never the count). Everything else is each method's own recipe (lr 0.1, batch
-64, wd 1e-4, LR x0.1 at 50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80%
-of E, as its 1/60/120/160 of 200). --quick: E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out
-study_runs/fashionmnist-quick. This is a CPU-scale study, not the paper's setting.
+slimming's PreResNet-20 at four times that, the full width; weight-level's PreResNet-20, SFP's, SSS's and EKG's
+ResNet-20 at twice that; see Settings), E = --epochs 10. That is about what it takes for every unpruned network to
+converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125 reached 84.2% with 12,000 images x 8
+epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875), network slimming's VGG-11 x0.125 88.55%
+with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs. Full-width ResNets train at 51 (ResNet-56) to
+146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which would put the study past two days. The
+budgets keep the paper's proportions: the trunk trains E epochs (the paper's 160; SFP's 200), fine-tuning round(E x
+40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and scratch-B int(E x FLOPs(unpruned) /
+FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned checkpoint (this driver gives them E, never
+the count). Everything else is each method's own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at 50%/75%; SFP: batch
+128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80% of E, as its 1/60/120/160 of 200). --quick:
+E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out study_runs/fashionmnist-quick. This is a CPU-scale study,
+not the paper's setting.
 
 Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --width, ResNets at --resnet-width):
   l1-norm           vgg16 (vgg-16 at --width): A, its only VGG configuration (Li et al. prune VGG-16 one way);
@@ -31,10 +31,11 @@ Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --wid
                     Trunk: the baseline, shared by A and B.
   network-slimming  vgg11 (vgg_slim-11 at --width): 50% and 60% of the BN channels (the paper's 70% empties conv4_2
                     at x0.1875, whose strongest channel alone is then kept: seed 1 fine-tuned to 60.9% and scratch-E
-                    73.5%; 60% leaves it 10 of 96); preresnet20 (preresnet-20 at 2 x --resnet-width: 8/16/32
-                    channels): 40% and 50%, where the paper has 40% and 60%: at 60% seed 1's and 2's pruned networks
-                    kept 2-4 channels in some layers (5 or more at 40% and 50%), and seed 2's scratch-E diverged in
-                    its fourth epoch at lr 0.1 (best 77.35%, final 26.55%; seed 1's 87.25%). At x0.25 the pruned
+                    73.5%; 60% leaves it 10 of 96); preresnet20 (preresnet-20 at 4 x --resnet-width, its full width:
+                    16/32/64 channels, the bottleneck widths of the paper's PreResNet-164): 40% and 60%. At x0.5
+                    (8/16/32) the pruned networks kept 2-5 channels in some layers and their scratch runs at lr 0.1
+                    diverged on one seed in three, at 60% (seed 2's scratch-E: best 77.35%, final 26.55%; seed 1's
+                    87.25%) and again at 50% (seed 3's: 75.65%; seeds 1-2 87.10%, 88.05%). At x0.25 the pruned
                     networks kept 1-2 channels in some layers, and their from-scratch runs at lr 0.1 stalled or not
                     by chance: scratch-E at 40% reached 71.9% (seed 1) and 84.9% (seed 2), fine-tuning at 60% 75.7%
                     and 83.1%. At x0.5 seed 3's sparse trunk diverged in its first epochs at lr 0.1 (57.95%, seeds 1
@@ -203,7 +204,7 @@ METHODS = {
         plain_trunk=True),
     "network-slimming": MethodPlan("network-slimming", "cifar/network-slimming", "sparse", 160, (
         Model("vgg11", "vgg", "vgg_slim", 11, (_pct(0.5), _pct(0.6)), width="width"),
-        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.5)), factor=2, warmup=WARMUP)),
+        Model("preresnet20", "resnet", "preresnet", 20, (_pct(0.4), _pct(0.6)), factor=4, warmup=WARMUP)),
         trunk_options=lambda model, cfg: {"sparsity_regularization": True, "s": slimming_s(model.arch, cfg)}),
     "sfp": MethodPlan("sfp", "cifar/soft-filter-pruning", "sfp", 200, (
         Model("resnet20", "resnet", "resnet_sfp", 20,

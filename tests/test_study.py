@@ -21,7 +21,7 @@ SETTINGS = [
     ("l1-norm", "vgg16", ["A"], "baseline", True),
     ("l1-norm", "resnet56", ["A", "B"], "baseline", True),
     ("network-slimming", "vgg11", ["p0.5", "p0.6"], "sparse", True),
-    ("network-slimming", "preresnet20", ["p0.4", "p0.5"], "sparse", True),
+    ("network-slimming", "preresnet20", ["p0.4", "p0.6"], "sparse", True),
     ("sfp", "resnet20", ["rate0.7", "rate0.6"], "sfp", False),
     ("thinet", "vgg16", ["p0.5", "p0.7"], "baseline", True),
     ("thinet", "resnet20", ["p0.5"], "baseline", True),
@@ -121,10 +121,10 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
         assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "3", "6", "8"]
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
-    # the ResNets at --resnet-width; slimming's PreResNet, SFP's and SSS's ResNet-20 at twice that
-    assert flag(pre, "--width") == flag(sfp, "--width") == "0.5"
+    # the ResNets at --resnet-width; SFP's ResNet-20 at twice that, slimming's PreResNet-20 at four times (full width)
+    assert flag(sfp, "--width") == "0.5" and float(flag(pre, "--width")) == 1.0
     # slimming's PreResNet-20 warms up in its lr-0.1 runs (trunk, scratch), and no other run does
-    warm = {str(out / "network-slimming" / "preresnet20" / p / f"seed{k}" / run) for p in ("p0.4", "p0.5")
+    warm = {str(out / "network-slimming" / "preresnet20" / p / f"seed{k}" / run) for p in ("p0.4", "p0.6")
             for k in (1, 2, 3) for run in ("scratch-E", "scratch-B")}
     warm |= {str(out / "network-slimming" / "preresnet20" / "p0.4" / f"seed{k}" / "sparse") for k in (1, 2, 3)}
     assert {save for save, argv in commands.items() if "--warmup-epochs" in argv} == warm
