@@ -399,12 +399,13 @@ def test_the_header_describes_the_settings_of_the_rows_in_the_table_only(tmp_pat
     marks = {"sfp": "SFP: LR milestones", "ekg": "EKG 6 at lr 0.01", "network-slimming": "Network slimming's s"}
     everything = {name: [m.name for m in plan.models] for name, plan in study.METHODS.items()}
     full = study.header(cfg, [1, 2, 3], "", 0, [], everything)
-    assert all(mark in full for mark in marks.values()) and "warm up linearly" in full and "x0.5 where" in full
+    assert all(mark in full for mark in marks.values()) and "warm up linearly" in full and "x0.5 and x1 where" in full
     for row in ("weight-level/vgg11_bn", "network-slimming/vgg11"):
         (tmp_path / row).mkdir(parents=True)
     part = study.header(cfg, [1, 2, 3], "", 0, [], study.rows_in(tmp_path))
     assert marks["network-slimming"] in part and "(weight-level)" in part and "(network-slimming)" in part
-    assert not any(m in part for m in (marks["sfp"], marks["ekg"], "warm up linearly", "x0.5 where", "SFP's 200"))
+    assert not any(m in part for m in (marks["sfp"], marks["ekg"], "warm up linearly", "where the model column says so",
+                                       "SFP's 200"))
     committed = (PUBLISHED / "results" / "results.md").read_text().split("\nTest accuracy", 1)[0]
     rows = study.rows_in(PUBLISHED / "runs")
     for name, mark in marks.items():
