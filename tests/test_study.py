@@ -120,8 +120,10 @@ def test_dry_run_plans_every_method_seed_model_and_ratio(tmp_path):
         assert flag(sfp, "--prune-layers") == "inner"  # every conv collapsed the trunk at x0.25 (docstring)
         assert sfp[sfp.index("--schedule") + 1:sfp.index("--schedule") + 5] == ["1", "3", "6", "8"]
     assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--depth") == "56"
-    assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.25"
-    # the ResNets at --resnet-width; SFP's ResNet-20 at twice that, slimming's PreResNet-20 at four times (full width)
+    # the ResNets at --resnet-width; L1's ResNet-56 and SFP's ResNet-20 at twice that, slimming's PreResNet-20 at
+    # four times (full width)
+    assert flag(commands[str(out / "thinet" / "resnet20" / "p0.5" / "seed1" / "baseline")], "--width") == "0.25"
+    assert flag(commands[str(out / "l1-norm" / "resnet56" / "A" / "seed1" / "baseline")], "--width") == "0.5"
     assert flag(sfp, "--width") == "0.5" and float(flag(pre, "--width")) == 1.0
     # slimming's PreResNet-20 warms up in its lr-0.1 runs (trunk, scratch), and no other run does
     warm = {str(out / "network-slimming" / "preresnet20" / p / f"seed{k}" / run) for p in ("p0.4", "p0.6")
