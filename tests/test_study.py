@@ -23,7 +23,7 @@ SETTINGS = [
     ("network-slimming", "vgg11", ["p0.5", "p0.6"], "sparse", True),
     ("network-slimming", "preresnet20", ["p0.4", "p0.6"], "sparse", True),
     ("sfp", "resnet20", ["rate0.7", "rate0.6"], "sfp", False),
-    ("thinet", "vgg16", ["p0.5", "p0.7"], "baseline", True),
+    ("thinet", "vgg16", ["p0.3", "p0.5"], "baseline", True),
     ("thinet", "resnet20", ["p0.5"], "baseline", True),
     ("regression-pruning", "vgg16", ["p0.33", "p0.5"], "baseline", True),
     ("regression-pruning", "resnet20", ["p0.5"], "baseline", True),
@@ -307,7 +307,7 @@ def test_trunks_shared_across_methods_are_the_same_run(tmp_path):
     assert across == {os.path.join(out, m, model, ratio, "seed1", "baseline"):
                       os.path.join(out, first, model, first_ratio, "seed1", "baseline")
                       for m, model, ratio, first, first_ratio in [
-                          ("thinet", "vgg16", "p0.5", "l1-norm", "A"), ("thinet", "vgg16", "p0.7", "l1-norm", "A"),
+                          ("thinet", "vgg16", "p0.3", "l1-norm", "A"), ("thinet", "vgg16", "p0.5", "l1-norm", "A"),
                           ("regression-pruning", "vgg16", "p0.33", "l1-norm", "A"),
                           ("regression-pruning", "vgg16", "p0.5", "l1-norm", "A"),
                           ("regression-pruning", "resnet20", "p0.5", "thinet", "p0.5")]}
