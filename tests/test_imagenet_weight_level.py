@@ -200,7 +200,7 @@ def runs(tmp_path_factory):
                             log=quiet)
     out["scratch-E"] = stage(KEY, "scratch", [*data, "--scratch", pruned, "--epochs", 1, "--save", root / "E"],
                              log=quiet)
-    for name, epochs, flag in (("scratch-B", 4, []), ("scratch-B3", 3, ["--flops-ratio-one"])):
+    for name, epochs, flag in (("scratch-B", 8, []), ("scratch-B3", 3, ["--flops-ratio-one"])):
         out[name] = stage(KEY, "scratch", [*data, "--scratch", pruned, "--budget", "B", "--epochs", epochs, *flag,
                                            "--save", root / name], log=quiet)
     return out
@@ -223,11 +223,13 @@ def test_stages_keep_the_mask_with_the_references_recipes(runs):
     ft, e = runs["finetune"], runs["scratch-E"]
     assert (ft["args"]["lr"], ft["args"]["schedule"], ft["args"]["batch_size"]) == (0.001, [], 8)
     assert (e["args"]["lr"], e["args"]["schedule"], e["args"]["schedule_unit"]) == (0.1, [30, 60], "epoch")
-    # scratch-B: int(4 r) epochs with r from the nonzero FLOPs, step a third of them; B3: 3 epochs, step 1
+    # scratch-B: int(8 r) epochs with r from the nonzero FLOPs, step a third of them; B3: 3 epochs, step 1. r of
+    # this 60% prune depends on the CPU the baseline trained on (1.21 on one, over 1.25 on another): 8, not 4, so
+    # that any r over 1.125 lengthens the run
     b, b3 = runs["scratch-B"], runs["scratch-B3"]
     ratio = runs["prune"]["flops_ratio_dense"]
-    assert b["flops_ratio"] == pytest.approx(ratio) and b["epochs"] == int(4 * b["flops_base"] / b["flops_pruned"])
-    assert b["epochs"] > 4 and b["lr_step"] == int(b["epochs"] / 3)
+    assert b["flops_ratio"] == pytest.approx(ratio) and b["epochs"] == int(8 * b["flops_base"] / b["flops_pruned"])
+    assert b["epochs"] > 8 and b["lr_step"] == int(b["epochs"] / 3)
     assert b["schedule"] == list(range(b["lr_step"], b["epochs"], b["lr_step"]))
     assert (b3["epochs"], b3["lr_step"], b3["schedule"], b3["flops_ratio_one"]) == (3, 1, [1, 2], True)
     assert "flops_ratio_one" not in b and b3["flops_ratio"] == pytest.approx(ratio)
