@@ -12,18 +12,18 @@ Scale (default; every flag below changes it): Fashion-MNIST (28x28 grey, /usr/sh
 first --train-subset 24000 of the 60,000 training images, the first --test-subset 2000 test images, VGGs at --width
 0.1875 of their channels, ResNets at --resnet-width 0.25 (stem and stages 4/8/16 instead of 16/32/64; network
 slimming's PreResNet-20 at four times that, the full width; L1-norm's ResNet-56, weight-level's PreResNet-20, SFP's,
-SSS's and EKG's ResNet-20 at twice that; see Settings), E = --epochs 10. That is about what it takes for every unpruned network to
-converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125 reached 84.2% with 12,000 images x 8
-epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875), network slimming's VGG-11 x0.125 88.55%
-with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs. Full-width ResNets train at 51 (ResNet-56) to
-146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which would put the study past two days. The
-budgets keep the paper's proportions: the trunk trains E epochs (the paper's 160; SFP's 200), fine-tuning round(E x
-40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and scratch-B int(E x FLOPs(unpruned) /
-FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned checkpoint (this driver gives them E, never
-the count). Everything else is each method's own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at 50%/75%; SFP: batch
-128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80% of E, as its 1/60/120/160 of 200). --quick:
-E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out study_runs/fashionmnist-quick. This is a CPU-scale study,
-not the paper's setting.
+SSS's and EKG's ResNet-20 at twice that; see Settings), E = --epochs 10. That is about what it takes for every
+unpruned network to converge above 88% (seed 1, one thread each, 2026-11-29): VGG-11-BN x0.125 reached 84.2% with
+12,000 images x 8 epochs and 88.1% with 24,000 x 10 (too close to the bar, hence x0.1875), network slimming's VGG-11
+x0.125 88.55% with s = 1e-3; ResNet-20 x0.25 89.0%, flat over its last four epochs. Full-width ResNets train at 51
+(ResNet-56) to 146 (ResNet-20) images/s on one core, 5-7x slower than at x0.25, which would put the study past two
+days. The budgets keep the paper's proportions: the trunk trains E epochs (the paper's 160; SFP's 200), fine-tuning
+round(E x 40/160) epochs at a constant lr 0.001 (SFP: 40/200), scratch-E E epochs, and scratch-B int(E x
+FLOPs(unpruned) / FLOPs(pruned)) epochs, which the scratch scripts compute from the pruned checkpoint (this driver
+gives them E, never the count). Everything else is each method's own recipe (lr 0.1, batch 64, wd 1e-4, LR x0.1 at
+50%/75%; SFP: batch 128, Nesterov, wd 5e-4, LR 0.01 x10 after epoch 1 then x0.2 at 30/60/80% of E, as its
+1/60/120/160 of 200). --quick: E 2, 256 / 256 images, widths 0.125 / 0.25, seed 1, out study_runs/fashionmnist-quick.
+This is a CPU-scale study, not the paper's setting.
 
 Settings (method: model, ratios; the trunk is what prune.py reads; VGGs at --width, ResNets at --resnet-width):
   l1-norm           vgg16 (vgg-16 at --width): A, its only VGG configuration (Li et al. prune VGG-16 one way);
